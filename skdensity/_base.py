@@ -1,0 +1,253 @@
+"""Shared base of the masked Gaussian family.
+
+The base class owns everything that does not depend on how the precision is
+estimated: input validation, sufficient statistics (``fit`` and exact
+streaming ``partial_fit``), the mask, the exact log-density, and sampling.
+Subclasses implement ``_estimate_precision`` only.
+"""
+
+import math
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.linalg as la
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .masks import check_mask, grid_mask
+
+
+def resolve_image_shape(image_shape, n_features):
+    """The image shape of ``n_features`` pixels.
+
+    ``None`` gives a square when ``n_features`` is a perfect square and a
+    one-row signal ``(1, n_features)`` otherwise.
+    """
+    if image_shape is None:
+        side = math.isqrt(n_features)
+        return (side, side) if side * side == n_features else (1, n_features)
+    shape = tuple(image_shape)
+    if (
+        len(shape) != 2
+        or not all(isinstance(s, Integral) and s >= 1 for s in shape)
+    ):
+        raise ValueError(
+            f"image_shape must be a pair of positive integers, got {image_shape!r}."
+        )
+    if shape[0] * shape[1] != n_features:
+        raise ValueError(
+            f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has "
+            f"{n_features} features."
+        )
+    return shape
+
+
+def data_moments(X, assume_centered=False):
+    """Count, mean and (biased) covariance of ``X``, without modifying it."""
+    n = X.shape[0]
+    if assume_centered:
+        return n, np.zeros(X.shape[1]), X.T @ X / n
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    return n, mean, Xc.T @ Xc / n
+
+
+def merge_moments(a, b):
+    """Exact pooled moments of two sample sets (Chan, Golub & LeVeque 1979).
+
+    Merging centred scatter matrices plus a rank-one mean correction avoids
+    the cancellation of the naive ``E[xx'] - mean mean'`` formula.
+    """
+    n1, m1, C1 = a
+    n2, m2, C2 = b
+    n = n1 + n2
+    delta = m2 - m1
+    mean = m1 + delta * (n2 / n)
+    C = (n1 / n) * C1 + (n2 / n) * C2 + np.outer(delta, delta) * (n1 * n2 / n**2)
+    return n, mean, C
+
+
+class BaseMaskedGaussian(DensityMixin, BaseEstimator):
+    """Gaussian with a precision matrix supported on a mask (abstract).
+
+    Parameters are documented on the concrete estimators.
+    """
+
+    _parameter_constraints: dict = {
+        "image_shape": [tuple, list, None],
+        "connectivity": [Options(Integral, {4, 8})],
+        "mask": ["array-like", "sparse matrix", None],
+        "reg": [Interval(Real, 0, None, closed="left")],
+        "assume_centered": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    @abstractmethod
+    def _estimate_precision(self, S, mask, warm_start):
+        """Return ``(precision, info)`` for the regularised covariance ``S``."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Estimate the model from data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, at least two samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        self._setup_mask(X.shape[1])
+        return self._update(data_moments(X, self.assume_centered), warm_start=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add a batch of data and re-estimate the model.
+
+        Only sufficient statistics (count, mean, covariance) are kept and
+        merged exactly, so fitting on chunks equals fitting on all data. The
+        solver is warm-started from the previous estimate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of data; the first batches must total at least two samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        first = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, dtype=np.float64, reset=first)
+        batch = data_moments(X, self.assume_centered)
+        if first:
+            if X.shape[0] < 2:
+                raise ValueError(
+                    "The first batch needs at least 2 samples to estimate a "
+                    f"covariance, got {X.shape[0]} sample."
+                )
+            self._setup_mask(X.shape[1])
+            return self._update(batch, warm_start=False)
+        moments = (self.n_samples_seen_, self._sample_mean, self.empirical_covariance_)
+        return self._update(merge_moments(moments, batch), warm_start=True)
+
+    def _setup_mask(self, n_features):
+        self.image_shape_ = resolve_image_shape(self.image_shape, n_features)
+        if self.mask is not None:
+            self.mask_ = check_mask(self.mask, n_features)
+        else:
+            self.mask_ = grid_mask(self.image_shape_, self.connectivity)
+
+    def _update(self, moments, warm_start):
+        n, mean, cov = moments
+        S = cov + self.reg * np.eye(cov.shape[0])
+        if not np.all(np.isfinite(S)):
+            raise ValueError(
+                "The covariance of X is not finite: values are too large "
+                "(overflow). Rescale the data."
+            )
+        try:
+            la.cholesky(S, lower=True)
+        except la.LinAlgError:
+            raise ValueError(
+                "The empirical covariance is singular (some features are "
+                "constant or collinear); set reg > 0 to add a variance floor."
+            ) from None
+        precision, info = self._estimate_precision(S, self.mask_, warm_start)
+        self.n_samples_seen_ = n
+        self._sample_mean = mean
+        self.empirical_covariance_ = cov
+        self.location_ = mean
+        self.precision_ = precision
+        self.precision_cholesky_ = la.cholesky(precision, lower=True)
+        self.covariance_ = la.cho_solve((self.precision_cholesky_, True), np.eye(len(mean)))
+        self.covariance_ = 0.5 * (self.covariance_ + self.covariance_.T)
+        self.n_iter_ = info["n_iter"]
+        self.kkt_residual_ = info["kkt_residual"]
+        self.min_eigenvalue_ = info["min_eigenvalue"]
+        return self
+
+    def score_samples(self, X):
+        """Exact log-density of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log N(x | location_, inv(precision_))`` in nats.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        L = self.precision_cholesky_
+        z = (X - self.location_) @ L  # x' Lambda x = |L' x|^2
+        log_det = 2.0 * np.log(np.diag(L)).sum()
+        return -0.5 * np.einsum("ij,ij->i", z, z) + 0.5 * (
+            log_det - L.shape[0] * np.log(2 * np.pi)
+        )
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` (nats per sample).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None, method="cholesky"):
+        """Draw samples from the fitted Gaussian.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed for reproducible draws.
+        method : {"cholesky", "sqrtm"}, default="cholesky"
+            ``"cholesky"`` solves ``L' x = e`` with the Cholesky factor ``L``
+            of the precision (no dense inverse); ``"sqrtm"`` computes
+            ``location_ + sqrtm(covariance_) @ e``. Both give the same
+            distribution.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        e = rng.standard_normal((n_samples, self.location_.shape[0]))
+        if method == "cholesky":
+            x = la.solve_triangular(self.precision_cholesky_, e.T, lower=True, trans="T").T
+        elif method == "sqrtm":
+            w, U = la.eigh(self.covariance_)
+            x = (e @ U) * np.sqrt(np.clip(w, 0, None)) @ U.T
+        else:
+            raise ValueError(f"method must be 'cholesky' or 'sqrtm', got {method!r}.")
+        return self.location_ + x

@@ -1,0 +1,71 @@
+"""Coordinates for symmetric matrices supported on a mask.
+
+Every solver works in the vector ``theta`` of free entries ``Lambda[a, b]``
+with ``a <= b`` and ``mask[a, b]``. With ``E_p`` the symmetric unit matrix of
+pair ``p`` (one entry on the diagonal, two off it), the Frobenius inner
+product of two masked matrices is ``sum(weights * x * y)`` with weight 1 on
+the diagonal and 2 off it.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class MaskPairs:
+    """Index the free entries of a symmetric matrix supported on ``mask``."""
+
+    def __init__(self, mask):
+        mask = np.asarray(mask, dtype=bool)
+        self.n_features = mask.shape[0]
+        self.rows, self.cols = np.nonzero(np.triu(mask))
+        self.n_pairs = self.rows.size
+        self.is_diag = self.rows == self.cols
+        self.weights = np.where(self.is_diag, 1.0, 2.0)
+        off = ~self.is_diag
+        # Both triangles, for building sparse matrices in one call.
+        self._sym_rows = np.concatenate([self.rows, self.cols[off]])
+        self._sym_cols = np.concatenate([self.cols, self.rows[off]])
+        self._sym_take = np.concatenate([np.arange(self.n_pairs), np.flatnonzero(off)])
+        graph = sp.csr_array(mask)
+        self.indptr, self.indices = graph.indptr, graph.indices
+        # Pair id of every (i, j) in the mask, either order; -1 outside.
+        self.pair_id = np.full(mask.shape, -1, dtype=np.int32 if self.n_pairs < 2**31 else np.int64)
+        self.pair_id[self.rows, self.cols] = np.arange(self.n_pairs)
+        self.pair_id[self.cols, self.rows] = np.arange(self.n_pairs)
+
+    def to_sparse(self, theta):
+        """The symmetric matrix with free entries ``theta``, as CSR."""
+        D = self.n_features
+        return sp.csr_array(
+            (theta[self._sym_take], (self._sym_rows, self._sym_cols)), shape=(D, D)
+        )
+
+    def to_dense(self, theta):
+        """The symmetric matrix with free entries ``theta``, dense."""
+        out = np.zeros((self.n_features, self.n_features))
+        out[self._sym_rows, self._sym_cols] = theta[self._sym_take]
+        return out
+
+    def from_dense(self, A):
+        """The free entries of a (symmetric) dense matrix."""
+        return A[self.rows, self.cols]
+
+    def gram_entries(self, V):
+        """The masked entries of ``V @ V.T`` without forming it."""
+        return np.einsum("ij,ij->i", V[self.rows], V[self.cols])
+
+    def neighbour_products(self, first, second):
+        """Triples ``(p, k, q)`` pairing each free entry ``p = (first, second)``
+        with every neighbour ``k`` of ``second`` and the pair ``q = (k, second)``.
+
+        ``first`` and ``second`` are the two index arrays of the pairs (either
+        orientation). Used to assemble sparse operators such as the score
+        matching Hessian without Python loops.
+        """
+        deg = np.diff(self.indptr)[second]
+        p = np.repeat(np.arange(self.n_pairs), deg)
+        # Position within each neighbour list, then the neighbour itself.
+        offset = np.arange(p.size) - np.repeat(np.cumsum(deg) - deg, deg)
+        k = self.indices[np.repeat(self.indptr[second], deg) + offset]
+        q = self.pair_id[k, np.repeat(second, deg)]
+        return p, k, q

@@ -1,0 +1,137 @@
+"""Sparsity patterns (masks) for Gaussian Markov random fields on pixel grids.
+
+A mask is a symmetric boolean ``(n_features, n_features)`` matrix whose
+diagonal is all ``True``: entry ``(i, j)`` says whether the precision matrix
+may be non-zero there, i.e. whether pixels ``i`` and ``j`` are neighbours in
+the graph of the Markov random field.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["grid_mask", "check_mask"]
+
+# Neighbour offsets (row, column) in one half-plane; the other half follows
+# from symmetry.
+_OFFSETS = {
+    4: ((0, 1), (1, 0)),
+    8: ((0, 1), (1, 0), (1, 1), (1, -1)),
+}
+
+
+def _check_image_shape(image_shape):
+    try:
+        shape = tuple(int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"image_shape must be a pair (height, width), got {image_shape!r}."
+        ) from None
+    if len(shape) != 2 or min(shape) < 1 or any(
+        float(s) != int(s) for s in image_shape
+    ):
+        raise ValueError(
+            "image_shape must be a pair of positive integers (height, width), "
+            f"got {image_shape!r}."
+        )
+    return shape
+
+
+def grid_mask(image_shape, connectivity=8, sparse=False):
+    """Neighbourhood mask of a pixel grid, diagonal included.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(height, width)`` of the image. Pixels are numbered in row-major
+        (C) order, as ``image.ravel()`` does.
+    connectivity : {4, 8}, default=8
+        4 links each pixel to its up, down, left and right neighbours; 8 adds
+        the four diagonal neighbours.
+    sparse : bool, default=False
+        Return a ``scipy.sparse.csr_array`` instead of a dense array.
+
+    Returns
+    -------
+    mask : ndarray or csr_array of bool, shape (h*w, h*w)
+        Symmetric, with a ``True`` diagonal.
+
+    Examples
+    --------
+    >>> from skdensity.masks import grid_mask
+    >>> m = grid_mask((28, 28), connectivity=8)
+    >>> m.shape, int(m.sum() - 784) // 2 + 784   # free precision entries
+    ((784, 784), 3754)
+    """
+    h, w = _check_image_shape(image_shape)
+    if connectivity not in _OFFSETS:
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}.")
+    idx = np.arange(h * w).reshape(h, w)
+    rows, cols = [idx.ravel()], [idx.ravel()]
+    for dy, dx in _OFFSETS[connectivity]:
+        # Pixel (y, x) links to (y + dy, x + dx) where both are in the image.
+        src = idx[0 : h - dy, max(0, -dx) : w - max(0, dx)]
+        dst = idx[dy:h, max(0, dx) : w - max(0, -dx)]
+        rows += [src.ravel(), dst.ravel()]
+        cols += [dst.ravel(), src.ravel()]
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    mask = sp.csr_array(
+        (np.ones(rows.size, dtype=bool), (rows, cols)), shape=(h * w, h * w)
+    )
+    return mask if sparse else mask.toarray()
+
+
+def check_mask(mask, n_features):
+    """Validate a user-given mask and return it as a dense boolean array.
+
+    Parameters
+    ----------
+    mask : array-like or sparse matrix of shape (n_features, n_features)
+        Non-zero (or ``True``) entries mark where the precision may be
+        non-zero.
+    n_features : int
+        Number of features of the data the mask is meant for.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_features, n_features)
+
+    Raises
+    ------
+    ValueError
+        If the mask is not square, does not match ``n_features``, is not
+        symmetric, has a ``False`` diagonal entry or holds NaN/inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity.masks import check_mask
+    >>> check_mask(np.eye(3), 3).dtype
+    dtype('bool')
+    """
+    if sp.issparse(mask):
+        mask = mask.toarray()
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"mask must be a square 2-D matrix, got shape {mask.shape}.")
+    if mask.shape[0] != n_features:
+        raise ValueError(
+            f"mask has shape {mask.shape} but the data have {n_features} "
+            f"features: it must be ({n_features}, {n_features})."
+        )
+    if mask.dtype.kind in "fc" and not np.all(np.isfinite(mask)):
+        raise ValueError("mask contains NaN or infinite values.")
+    mask = mask != 0
+    if not np.array_equal(mask, mask.T):
+        i, j = np.argwhere(mask != mask.T)[0]
+        raise ValueError(
+            f"mask must be symmetric: entry ({i}, {j}) is {bool(mask[i, j])} "
+            f"but ({j}, {i}) is {bool(mask[j, i])}."
+        )
+    missing = np.flatnonzero(~np.diag(mask))
+    if missing.size:
+        raise ValueError(
+            "mask must have a True diagonal (every pixel has its own precision "
+            f"entry); {missing.size} diagonal entries are False, first at "
+            f"index {missing[0]}."
+        )
+    return mask
