@@ -1,0 +1,139 @@
+"""scikit-learn conformance: checks, model selection, persistence, bad input."""
+
+import pickle
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdensity import MaskedGaussianMLE, MaskedGaussianSM
+
+ESTIMATORS = [MaskedGaussianSM(), MaskedGaussianMLE()]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_grid_search_selects_by_heldout_likelihood():
+    from skdensity.datasets import load_mnist
+
+    X = load_mnist().data
+    X = X[np.random.default_rng(0).permutation(len(X))[:2000]]
+    grid = {"connectivity": [4, 8], "reg": [0.01, 0.05]}
+    search = GridSearchCV(MaskedGaussianSM(), grid, cv=3).fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_ == search.cv_results_["params"][int(np.argmax(scores))]
+    # the test score is the held-out mean log-likelihood, computed by hand here
+    p = search.cv_results_["params"][0]
+    train, test = next(KFold(3).split(X))  # what cv=3 means for a density estimator
+    manual = MaskedGaussianSM(**p).fit(X[train]).score(X[test])
+    assert np.isclose(search.cv_results_["split0_test_score"][0], manual)
+    # 8 neighbours explain digits better than 4
+    assert search.best_params_["connectivity"] == 8
+
+
+def test_cross_val_score_parallel():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 16))
+    s1 = cross_val_score(MaskedGaussianMLE(), X, cv=3, n_jobs=2)
+    s2 = cross_val_score(MaskedGaussianMLE(), X, cv=3, n_jobs=1)
+    np.testing.assert_allclose(s1, s2)
+    assert np.all(np.isfinite(s1))
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_persistence_round_trips(est, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 9))
+    fitted = clone(est).fit(X)
+    ref = fitted.score_samples(X)
+    pickled = pickle.loads(pickle.dumps(fitted))
+    joblib.dump(fitted, tmp_path / "m.joblib")
+    loaded = joblib.load(tmp_path / "m.joblib")
+    for other in (pickled, loaded, clone(est).fit(X)):
+        np.testing.assert_array_equal(other.score_samples(X), ref)
+    np.testing.assert_array_equal(
+        fitted.sample(5, random_state=3), loaded.sample(5, random_state=3)
+    )
+
+
+@pytest.mark.parametrize("Est", [MaskedGaussianSM, MaskedGaussianMLE])
+class TestBadInput:
+    X = np.random.default_rng(0).normal(size=(50, 9))
+
+    def test_nan_inf(self, Est):
+        for bad in (np.nan, np.inf):
+            X = self.X.copy()
+            X[3, 2] = bad
+            with pytest.raises(ValueError, match="NaN|infinity"):
+                Est().fit(X)
+
+    def test_empty_and_one_sample(self, Est):
+        with pytest.raises(ValueError, match="0 sample"):
+            Est().fit(np.empty((0, 9)))
+        with pytest.raises(ValueError, match="1 sample"):
+            Est().fit(self.X[:1])
+
+    def test_one_dimensional_array(self, Est):
+        with pytest.raises(ValueError, match="2D array"):
+            Est().fit(self.X[:, 0])
+
+    def test_wrong_width_at_score_time(self, Est):
+        est = Est().fit(self.X)
+        with pytest.raises(ValueError, match="9 features"):
+            est.score_samples(self.X[:, :4])
+
+    def test_image_shape_mismatch(self, Est):
+        with pytest.raises(ValueError, match="image_shape"):
+            Est(image_shape=(2, 2)).fit(self.X)
+
+    def test_bad_masks(self, Est):
+        asym = np.eye(9, dtype=bool)
+        asym[0, 1] = True
+        with pytest.raises(ValueError, match="symmetric"):
+            Est(mask=asym).fit(self.X)
+        with pytest.raises(ValueError, match="9 features"):
+            Est(mask=np.eye(4, dtype=bool)).fit(self.X)
+        nodiag = np.ones((9, 9), dtype=bool)
+        np.fill_diagonal(nodiag, False)
+        with pytest.raises(ValueError, match="diagonal"):
+            Est(mask=nodiag).fit(self.X)
+
+    def test_sample_bad_n(self, Est):
+        est = Est().fit(self.X)
+        for n in (0, -1, 2.5):
+            with pytest.raises(ValueError, match="n_samples"):
+                est.sample(n)
+        with pytest.raises(ValueError, match="method"):
+            est.sample(2, method="magic")
+
+    def test_singular_without_reg(self, Est):
+        X = self.X.copy()
+        X[:, 4] = 1.0  # constant pixel: singular covariance
+        with pytest.raises(ValueError, match="reg > 0"):
+            Est(reg=0.0).fit(X)
+        assert np.isfinite(Est().fit(X).score(X))  # the default floor copes
+
+    def test_input_not_modified(self, Est):
+        X = self.X.copy()
+        est = Est().fit(X)
+        est.partial_fit(X)
+        est.score_samples(X)
+        np.testing.assert_array_equal(X, self.X)
+
+    def test_overflow_is_an_error_not_nan(self, Est):
+        with pytest.raises(ValueError, match="not finite|Rescale"):
+            Est().fit(self.X * 1e200)
+
+
+def test_import_does_not_import_tensorflow():
+    code = "import sys, skdensity, skdensity.datasets; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
