@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .masks import _check_image_shape as check_image_shape
 from .masks import check_mask, grid_mask
 
 
@@ -29,14 +30,7 @@ def resolve_image_shape(image_shape, n_features):
     if image_shape is None:
         side = math.isqrt(n_features)
         return (side, side) if side * side == n_features else (1, n_features)
-    shape = tuple(image_shape)
-    if (
-        len(shape) != 2
-        or not all(isinstance(s, Integral) and s >= 1 for s in shape)
-    ):
-        raise ValueError(
-            f"image_shape must be a pair of positive integers, got {image_shape!r}."
-        )
+    shape = check_image_shape(image_shape)
     if shape[0] * shape[1] != n_features:
         raise ValueError(
             f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has "
@@ -142,7 +136,7 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
                 )
             self._setup_mask(X.shape[1])
             return self._update(batch, warm_start=False)
-        moments = (self.n_samples_seen_, self._sample_mean, self.empirical_covariance_)
+        moments = (self.n_samples_seen_, self.location_, self.empirical_covariance_)
         return self._update(merge_moments(moments, batch), warm_start=True)
 
     def _setup_mask(self, n_features):
@@ -169,7 +163,6 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
             ) from None
         precision, info = self._estimate_precision(S, self.mask_, warm_start)
         self.n_samples_seen_ = n
-        self._sample_mean = mean
         self.empirical_covariance_ = cov
         self.location_ = mean
         self.precision_ = precision

@@ -2,7 +2,6 @@
 
 from ._base import BaseMaskedGaussian
 from ._covariance_selection import covariance_selection
-from ._score_matching import masked_score_matching
 
 
 class MaskedGaussianMLE(BaseMaskedGaussian):
@@ -101,7 +100,8 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
         self.verbose = verbose
 
     def _estimate_precision(self, S, mask, warm_start):
-        init = self.precision_ if warm_start else masked_score_matching(S, mask)[0]
+        # Cold starts begin at the score matching estimate (the default).
+        init = self.precision_ if warm_start else None
         return covariance_selection(
             S, mask, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
         )
