@@ -51,7 +51,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from scipy.sparse.linalg import splu
+from scipy.sparse.linalg import eigsh, splu
 from sklearn.exceptions import ConvergenceWarning
 
 from ._pairs import MaskPairs
@@ -94,7 +94,10 @@ def resolve_eps(eps, S):
     pinned direction carry huge variance and ruins samples.
     """
     if isinstance(eps, str):  # "auto"
-        top = la.eigh(S, eigvals_only=True, subset_by_index=[S.shape[0] - 1] * 2)[0]
+        if S.shape[0] > 50:  # Lanczos: a few matvecs instead of a tridiagonalisation
+            top = eigsh(S, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0]
+        else:
+            top = la.eigh(S, eigvals_only=True, subset_by_index=[S.shape[0] - 1] * 2)[0]
         return 0.5 / top
     return float(eps)
 
