@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as la
 from sklearn.exceptions import ConvergenceWarning
 
-from ._pairs import MaskPairs
+from ._pairs import as_pairs, bottom_eig
 from ._score_matching import masked_score_matching
 
 __all__ = ["covariance_selection"]
@@ -123,11 +123,11 @@ def covariance_selection(
     >>> bool(info["kkt_residual"] < 1e-8)
     True
     """
-    pairs = MaskPairs(mask)
+    pairs = as_pairs(mask)
     S_E = pairs.from_dense(S)
     scale = np.abs(np.diag(S)).max()
     if init is None:
-        init, _ = masked_score_matching(S, mask)
+        init, _ = masked_score_matching(S, pairs)  # same pairs, built once
     x = pairs.from_dense(init)
     f, chol = _objective(x, S_E, pairs)
     if chol is None:
@@ -158,7 +158,7 @@ def covariance_selection(
         x, f, chol = x + t * step, f_new, chol_new
         n_iter += 1
     precision = pairs.to_dense(x)
-    lam_min = la.eigh(precision, eigvals_only=True, subset_by_index=[0, 0])[0]
+    lam_min = bottom_eig(precision)[0][0]
     info = dict(n_iter=n_iter, kkt_residual=float(kkt), min_eigenvalue=float(lam_min),
                 converged=bool(kkt <= tol))
     if not info["converged"]:

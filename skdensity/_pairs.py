@@ -8,7 +8,19 @@ the diagonal and 2 off it.
 """
 
 import numpy as np
+import scipy.linalg as la
 import scipy.sparse as sp
+
+
+def as_pairs(mask):
+    """``mask`` as MaskPairs, reusing it when a solver passes one along."""
+    return mask if isinstance(mask, MaskPairs) else MaskPairs(mask)
+
+
+def bottom_eig(A, k=1):
+    """The ``k`` smallest eigenpairs of a dense symmetric matrix."""
+    k = min(k, A.shape[0])
+    return la.eigh(A, subset_by_index=[0, k - 1])
 
 
 class MaskPairs:

@@ -54,7 +54,7 @@ from scipy.optimize import minimize
 from scipy.sparse.linalg import eigsh, splu
 from sklearn.exceptions import ConvergenceWarning
 
-from ._pairs import MaskPairs
+from ._pairs import as_pairs, bottom_eig
 
 __all__ = ["masked_score_matching", "score_matching_hessian", "resolve_eps"]
 
@@ -102,11 +102,6 @@ def resolve_eps(eps, S):
     return float(eps)
 
 
-def _bottom_eig(A, k=1):
-    k = min(k, A.shape[0])
-    return la.eigh(A, subset_by_index=[0, k - 1])
-
-
 def masked_score_matching(
     S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=None, verbose=0
 ):
@@ -152,7 +147,7 @@ def masked_score_matching(
     True
     """
     D = S.shape[0]
-    pairs = MaskPairs(mask)
+    pairs = as_pairs(mask)
     eps = resolve_eps(eps, S)
     H = score_matching_hessian(S, pairs)
     try:
@@ -170,7 +165,7 @@ def masked_score_matching(
             "positive definite. Use reg > 0."
         )
     Lam0 = pairs.to_dense(theta0)
-    lam0, U0 = _bottom_eig(Lam0)
+    lam0, U0 = bottom_eig(Lam0)
     info = dict(eps=eps, unconstrained_min_eigenvalue=lam0[0], n_iter=0)
 
     if lam0[0] >= eps:
@@ -210,7 +205,7 @@ def masked_score_matching(
             n_iter += res.nit
             V = c * res.x.reshape(D, r)
             theta = theta0 + lu.solve(pairs.weights * pairs.gram_entries(V))
-            lam, U = _bottom_eig(pairs.to_dense(theta))
+            lam, U = bottom_eig(pairs.to_dense(theta))
             kkt = _sm_certificate(S, theta, lam[0], V, eps, pairs)["kkt_residual"]
             if verbose:
                 print(f"[score matching] rank {r}: {res.nit} L-BFGS iterations, "
@@ -227,7 +222,7 @@ def masked_score_matching(
         # Never return an invalid model: shifting the diagonal keeps the mask
         # and restores feasibility (the KKT residual still reports the gap).
         theta = theta + pairs.is_diag * (eps - lam[0])
-        lam = _bottom_eig(pairs.to_dense(theta))[0]
+        lam = bottom_eig(pairs.to_dense(theta))[0]
     precision = pairs.to_dense(theta)
     info.update(_sm_certificate(S, theta, lam[0], V, eps, pairs))
     info["dual_factor"] = V
