@@ -55,14 +55,15 @@ def _newton_direction_dense(Sigma, grad, pairs):
 
 
 def _newton_direction_cg(Sigma, precision, grad, pairs, rtol, max_cg=500):
+    """Newton direction by preconditioned CG; ``precision`` is sparse."""
     w = pairs.weights
 
-    def sandwich(M, v):  # w * (M Delta(v) M)_E, with Delta(v) sparse
-        Y = pairs.to_sparse(v) @ M
-        return w * np.einsum("ij,ji->i", M[pairs.rows], Y[:, pairs.cols])
+    def hessp(v):  # w * (Sigma Delta(v) Sigma)_E; (Delta Sigma)' = Sigma Delta
+        return w * pairs.row_dots(Sigma, (pairs.to_sparse(v) @ Sigma).T)
 
-    def precond(r):  # approximate inverse Hessian
-        return sandwich(precision, r / w) / w
+    def precond(r):  # (Lambda R Lambda)_E, all sparse: the unprojected inverse Hessian
+        T = (precision @ pairs.to_sparse(r / w) @ precision).toarray()
+        return T[pairs.rows, pairs.cols]
 
     x = np.zeros_like(grad)
     r = -grad
@@ -71,7 +72,7 @@ def _newton_direction_cg(Sigma, precision, grad, pairs, rtol, max_cg=500):
     rz = r @ z
     stop = rtol * np.linalg.norm(grad)
     for _ in range(max_cg):
-        Hp = sandwich(Sigma, p)
+        Hp = hessp(p)
         alpha = rz / (p @ Hp)
         x += alpha * p
         r -= alpha * Hp
@@ -84,7 +85,7 @@ def _newton_direction_cg(Sigma, precision, grad, pairs, rtol, max_cg=500):
 
 
 def covariance_selection(
-    S, mask, *, tol=1e-8, max_iter=100, init=None, max_dense_pairs=3000, verbose=0
+    S, mask, *, tol=1e-8, max_iter=100, init=None, max_dense_pairs=1000, verbose=0
 ):
     """Maximum likelihood precision supported on ``mask``.
 
@@ -101,7 +102,7 @@ def covariance_selection(
     init : ndarray of shape (n_features, n_features), default=None
         Positive definite precision supported on ``mask`` to start from;
         by default the score matching estimate.
-    max_dense_pairs : int, default=3000
+    max_dense_pairs : int, default=1000
         Largest number of free entries for which the Newton system is formed
         densely; above it, preconditioned conjugate gradients.
     verbose : int, default=0
@@ -145,7 +146,7 @@ def covariance_selection(
         if pairs.n_pairs <= max_dense_pairs:
             step = _newton_direction_dense(Sigma, grad, pairs)
         else:
-            step = _newton_direction_cg(Sigma, pairs.to_dense(x), grad, pairs, rtol=min(0.1, kkt))
+            step = _newton_direction_cg(Sigma, pairs.to_sparse(x), grad, pairs, rtol=min(0.1, kkt))
         slope = grad @ step
         t = 1.0
         while True:  # backtracking: stay positive definite, decrease enough
@@ -158,7 +159,7 @@ def covariance_selection(
         x, f, chol = x + t * step, f_new, chol_new
         n_iter += 1
     precision = pairs.to_dense(x)
-    lam_min = bottom_eig(precision)[0][0]
+    lam_min = bottom_eig(pairs.to_sparse(x))[0][0]
     info = dict(n_iter=n_iter, kkt_residual=float(kkt), min_eigenvalue=float(lam_min),
                 converged=bool(kkt <= tol))
     if not info["converged"]:

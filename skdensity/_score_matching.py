@@ -164,7 +164,7 @@ def masked_score_matching(
             "The score matching system is singular: the covariance is not "
             "positive definite. Use reg > 0."
         )
-    Lam0 = pairs.to_dense(theta0)
+    Lam0 = pairs.to_sparse(theta0)
     lam0, U0 = bottom_eig(Lam0)
     info = dict(eps=eps, unconstrained_min_eigenvalue=lam0[0], n_iter=0)
 
@@ -174,7 +174,7 @@ def masked_score_matching(
     else:
         # Jacobi scaling V = c * W evens out the stiff directions (pixels
         # with tiny variance have huge precision); it halves L-BFGS work.
-        c = 1.0 / np.sqrt(np.maximum(np.diag(Lam0), eps))[:, None]
+        c = 1.0 / np.sqrt(np.maximum(Lam0.diagonal(), eps))[:, None]
 
         def dual(wflat, r):
             V = c * wflat.reshape(D, r)
@@ -205,7 +205,7 @@ def masked_score_matching(
             n_iter += res.nit
             V = c * res.x.reshape(D, r)
             theta = theta0 + lu.solve(pairs.weights * pairs.gram_entries(V))
-            lam, U = bottom_eig(pairs.to_dense(theta))
+            lam, U = bottom_eig(pairs.to_sparse(theta))
             kkt = _sm_certificate(S, theta, lam[0], V, eps, pairs)["kkt_residual"]
             if verbose:
                 print(f"[score matching] rank {r}: {res.nit} L-BFGS iterations, "
@@ -222,7 +222,7 @@ def masked_score_matching(
         # Never return an invalid model: shifting the diagonal keeps the mask
         # and restores feasibility (the KKT residual still reports the gap).
         theta = theta + pairs.is_diag * (eps - lam[0])
-        lam = bottom_eig(pairs.to_dense(theta))[0]
+        lam = bottom_eig(pairs.to_sparse(theta))[0]
     precision = pairs.to_dense(theta)
     info.update(_sm_certificate(S, theta, lam[0], V, eps, pairs))
     info["dual_factor"] = V
