@@ -222,3 +222,17 @@ def test_user_mask_any_graph():
     mask[0, 4] = mask[4, 0] = True
     est = MaskedGaussianMLE(mask=mask).fit(X)
     assert np.array_equal(est.precision_ != 0, mask)
+
+
+@pytest.mark.parametrize("kind", ["grid", "random_graph"])
+def test_masked_row_dots_match_dense(kind):
+    rng = np.random.default_rng(0)
+    if kind == "grid":
+        mask = grid_mask((6, 7), 8)  # few offsets: the contiguous path
+    else:
+        B = rng.random((60, 60)) < 0.3
+        mask = B | B.T | np.eye(60, dtype=bool)  # many offsets: the gather path
+    pairs = MaskPairs(mask)
+    assert (pairs._offset_groups is None) == (kind == "random_graph")
+    A, C = rng.normal(size=(2, mask.shape[0], 5))
+    np.testing.assert_allclose(pairs.row_dots(A, C), (A @ C.T)[pairs.rows, pairs.cols])
