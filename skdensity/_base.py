@@ -39,6 +39,13 @@ def resolve_image_shape(image_shape, n_features):
     return shape
 
 
+def check_n_samples(n_samples):
+    """Validate the ``n_samples`` argument of ``sample``."""
+    if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    return int(n_samples)
+
+
 def data_moments(X, assume_centered=False):
     """Count, mean and (biased) covariance of ``X``, without modifying it."""
     n = X.shape[0]
@@ -64,26 +71,25 @@ def merge_moments(a, b):
     return n, mean, C
 
 
-class BaseMaskedGaussian(DensityMixin, BaseEstimator):
-    """Gaussian with a precision matrix supported on a mask (abstract).
+class BaseGaussian(DensityMixin, BaseEstimator):
+    """Gaussian density estimated from sufficient statistics (abstract).
 
-    Parameters are documented on the concrete estimators.
+    Parameters are documented on the concrete estimators. Subclasses set up
+    their structure (``_setup_structure``) and estimate the precision from
+    the regularised covariance (``_estimate_precision``).
     """
 
     _parameter_constraints: dict = {
-        "image_shape": [tuple, list, None],
-        "connectivity": [Options(Integral, {4, 8})],
-        "mask": ["array-like", "sparse matrix", None],
         "reg": [Interval(Real, 0, None, closed="left")],
         "assume_centered": ["boolean"],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "verbose": ["verbose"],
     }
 
     @abstractmethod
-    def _estimate_precision(self, S, mask, warm_start):
+    def _estimate_precision(self, S, warm_start):
         """Return ``(precision, info)`` for the regularised covariance ``S``."""
+
+    def _setup_structure(self, n_features):
+        """Fix what depends on the width of the data only (e.g. a mask)."""
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -102,7 +108,7 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        self._setup_mask(X.shape[1])
+        self._setup_structure(X.shape[1])
         return self._update(data_moments(X, self.assume_centered), warm_start=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -134,17 +140,10 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
                     "The first batch needs at least 2 samples to estimate a "
                     f"covariance, got {X.shape[0]} sample."
                 )
-            self._setup_mask(X.shape[1])
+            self._setup_structure(X.shape[1])
             return self._update(batch, warm_start=False)
         moments = (self.n_samples_seen_, self.location_, self.empirical_covariance_)
         return self._update(merge_moments(moments, batch), warm_start=True)
-
-    def _setup_mask(self, n_features):
-        self.image_shape_ = resolve_image_shape(self.image_shape, n_features)
-        if self.mask is not None:
-            self.mask_ = check_mask(self.mask, n_features)
-        else:
-            self.mask_ = grid_mask(self.image_shape_, self.connectivity)
 
     def _update(self, moments, warm_start):
         n, mean, cov = moments
@@ -161,7 +160,7 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
                 "The empirical covariance is singular (some features are "
                 "constant or collinear); set reg > 0 to add a variance floor."
             ) from None
-        precision, info = self._estimate_precision(S, self.mask_, warm_start)
+        precision, info = self._estimate_precision(S, warm_start)
         self.n_samples_seen_ = n
         self.empirical_covariance_ = cov
         self.location_ = mean
@@ -169,9 +168,9 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
         self.precision_cholesky_ = la.cholesky(precision, lower=True)
         self.covariance_ = la.cho_solve((self.precision_cholesky_, True), np.eye(len(mean)))
         self.covariance_ = 0.5 * (self.covariance_ + self.covariance_.T)
-        self.n_iter_ = info["n_iter"]
-        self.kkt_residual_ = info["kkt_residual"]
-        self.min_eigenvalue_ = info["min_eigenvalue"]
+        for key in ("n_iter", "kkt_residual", "min_eigenvalue"):
+            if key in info:
+                setattr(self, key + "_", info[key])
         return self
 
     def score_samples(self, X):
@@ -232,8 +231,7 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         e = rng.standard_normal((n_samples, self.location_.shape[0]))
         if method == "cholesky":
@@ -244,3 +242,70 @@ class BaseMaskedGaussian(DensityMixin, BaseEstimator):
         else:
             raise ValueError(f"method must be 'cholesky' or 'sqrtm', got {method!r}.")
         return self.location_ + x
+
+
+class BaseMaskedGaussian(BaseGaussian):
+    """Gaussian with a precision matrix supported on a mask (abstract)."""
+
+    _parameter_constraints: dict = {
+        **BaseGaussian._parameter_constraints,
+        "image_shape": [tuple, list, None],
+        "connectivity": [Options(Integral, {4, 8})],
+        "mask": ["array-like", "sparse matrix", None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def _setup_structure(self, n_features):
+        self.image_shape_ = resolve_image_shape(self.image_shape, n_features)
+        if self.mask is not None:
+            self.mask_ = check_mask(self.mask, n_features)
+        else:
+            self.mask_ = grid_mask(self.image_shape_, self.connectivity)
+
+
+class GaussianDensity(BaseGaussian):
+    """Multivariate Gaussian with a full covariance, fitted by maximum likelihood.
+
+    The reference density of the family (no mask): ``covariance_`` is the
+    empirical covariance plus ``reg`` on the diagonal. It shares the masked
+    estimators' exact log-density, samplers and ``partial_fit``.
+
+    Parameters
+    ----------
+    reg : float, default=0.0
+        Variance floor added to the diagonal of the empirical covariance. A
+        singular covariance (constant or collinear features) needs ``reg > 0``.
+    assume_centered : bool, default=False
+        If True, the mean is taken to be zero.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (n_features,)
+    covariance_ : ndarray of shape (n_features, n_features)
+    precision_ : ndarray of shape (n_features, n_features)
+    precision_cholesky_ : ndarray of shape (n_features, n_features)
+    empirical_covariance_ : ndarray of shape (n_features, n_features)
+    n_samples_seen_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity import GaussianDensity
+    >>> X = np.random.default_rng(0).normal(size=(500, 3))
+    >>> g = GaussianDensity().fit(X)
+    >>> round(g.score(X), 1)
+    -4.2
+    """
+
+    def __init__(self, *, reg=0.0, assume_centered=False):
+        self.reg = reg
+        self.assume_centered = assume_centered
+
+    def _estimate_precision(self, S, warm_start):
+        L = la.cholesky(S, lower=True)  # S is checked positive definite
+        precision = la.cho_solve((L, True), np.eye(len(S)))
+        precision = 0.5 * (precision + precision.T)
+        return precision, {}

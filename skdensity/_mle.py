@@ -99,9 +99,9 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, mask, warm_start):
+    def _estimate_precision(self, S, warm_start):
         # Cold starts begin at the score matching estimate (the default).
         init = self.precision_ if warm_start else None
         return covariance_selection(
-            S, mask, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
+            S, self.mask_, tol=self.tol, max_iter=self.max_iter, init=init, verbose=self.verbose
         )

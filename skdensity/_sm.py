@@ -128,10 +128,10 @@ class MaskedGaussianSM(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, mask, warm_start):
+    def _estimate_precision(self, S, warm_start):
         init = self.dual_factor_ if warm_start else None
         precision, info = masked_score_matching(
-            S, mask, eps=self.eps, tol=self.tol, max_iter=self.max_iter,
+            S, self.mask_, eps=self.eps, tol=self.tol, max_iter=self.max_iter,
             init=init, verbose=self.verbose,
         )
         self.eps_ = float(info["eps"])
