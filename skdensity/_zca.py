@@ -174,10 +174,8 @@ class ZCAWhitener(OneToOneFeatureMixin, TransformerMixin, DensityMixin, BaseEsti
     >>> from skdensity import ZCAWhitener
     >>> X = np.random.default_rng(0).normal(size=(1000, 3)) @ [[2, 1, 0], [0, 1, 0], [0, 0, 3]]
     >>> Z = ZCAWhitener(eps=0.0).fit_transform(X)
-    >>> np.round(np.cov(Z.T, bias=True), 6)
-    array([[ 1., -0.,  0.],
-           [-0.,  1.,  0.],
-           [ 0.,  0.,  1.]])
+    >>> bool(np.allclose(np.cov(Z.T, bias=True), np.eye(3)))
+    True
     """
 
     _parameter_constraints: dict = {
