@@ -227,3 +227,16 @@ def test_transformed_persistence_and_nested_params():
         warnings.simplefilter("error")
         td.set_params(density__reg=0.05).fit(X)
     assert td.density_.reg == 0.05
+
+
+def test_zca_persistence_and_bad_n_samples(tmp_path):
+    import joblib
+
+    X = correlated()
+    zca = ZCAWhitener(covariance_estimator=MaskedGaussianSM()).fit(X)
+    joblib.dump(zca, tmp_path / "z.joblib")
+    for other in (pickle.loads(pickle.dumps(zca)), joblib.load(tmp_path / "z.joblib"), clone(zca).fit(X)):
+        np.testing.assert_array_equal(other.transform(X), zca.transform(X))
+        np.testing.assert_array_equal(other.score_samples(X), zca.score_samples(X))
+    with pytest.raises(ValueError, match="n_samples"):
+        zca.sample(0)

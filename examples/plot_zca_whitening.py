@@ -1,0 +1,93 @@
+"""
+ZCA whitening of natural patches with the empirical and a learned covariance
+============================================================================
+
+The course report found that whitened natural patches "looked like noise,
+even with the empirical covariance". Correct ZCA whitening,
+``W = U diag((lambda + eps)^-1/2) U'``, is a centre-surround filter: whitened
+patches look like high-pass edge maps. This example whitens 50,000 28x28
+patches of scikit-learn's two photographs with the empirical covariance and
+with the covariance learned by the 8-connected Gaussian Markov random fields
+(score matching and maximum likelihood), checks numerically that the
+whitened data are decorrelated, and shows patches before/after and the
+covariance matrices side by side (the report's Figures 10-11).
+
+Run: ``python3 examples/plot_zca_whitening.py``
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skdensity import MaskedGaussianMLE, MaskedGaussianSM, ZCAWhitener
+from skdensity.datasets import extract_patches, load_natural_images
+
+patches = extract_patches(load_natural_images().images, (28, 28), 50_000, random_state=0)
+print(f"{len(patches)} patches of 28x28, pixel variance {patches.var(0).mean():.4f}")
+
+whiteners = {
+    "empirical": ZCAWhitener(eps=0.1),
+    "SM, 8-connected": ZCAWhitener(eps=0.1, covariance_estimator=MaskedGaussianSM(reg=1e-3)),
+    "MLE, 8-connected": ZCAWhitener(eps=0.1, covariance_estimator=MaskedGaussianMLE(reg=1e-3)),
+}
+
+
+def neighbour_correlation(A):
+    img = A.reshape(-1, 28, 28)
+    return np.corrcoef(img[:, :, :-1].ravel(), img[:, :, 1:].ravel())[0, 1]
+
+
+print(f"{'covariance':<20}{'fit s':>8}{'eps_':>10}{'neighbour corr.':>18}{'log|det W|':>12}")
+print(f"{'(raw patches)':<20}{'':>8}{'':>10}{neighbour_correlation(patches):>18.3f}")
+whitened = {}
+for name, zca in whiteners.items():
+    t0 = time.perf_counter()
+    whitened[name] = zca.fit_transform(patches)
+    print(f"{name:<20}{time.perf_counter() - t0:>8.2f}{zca.eps_:>10.5f}"
+          f"{neighbour_correlation(whitened[name]):>18.3f}{zca.log_abs_det_jacobian_:>12.1f}")
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    print("matplotlib is not installed: skipping figures (pip install -e '.[plot]').")
+else:
+    out = Path(__file__).resolve().parent / "output"
+    out.mkdir(exist_ok=True)
+    rows = {"patches": patches, **{f"ZCA ({k})": v for k, v in whitened.items()}}
+    fig, axes = plt.subplots(len(rows), 8, figsize=(8, 1.2 * len(rows)))
+    for row, (name, data) in zip(axes, rows.items()):
+        for ax, p in zip(row, data[:8]):
+            lim = np.abs(p).max() if name != "patches" else None
+            ax.imshow(p.reshape(28, 28), cmap="gray",
+                      vmin=-lim if lim else 0, vmax=lim if lim else 1)
+            ax.set_axis_off()
+        row[0].set_title(name, fontsize=7, loc="left")
+    fig.savefig(out / "zca_patches.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    emp = np.cov(patches.T, bias=True)
+    for ax, (title, C) in zip(axes, [
+        ("empirical covariance", emp),
+        ("learned covariance (SM, 8-conn.)", whiteners["SM, 8-connected"].covariance_estimator_.covariance_),
+        ("learned covariance (MLE, 8-conn.)", whiteners["MLE, 8-connected"].covariance_estimator_.covariance_),
+    ]):
+        ax.imshow(C[:112, :112], cmap="viridis")
+        ax.set_title(title + " (first 4 rows of pixels)", fontsize=8)
+    fig.savefig(out / "zca_covariances.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    for ax, (name, zca) in zip(axes, whiteners.items()):
+        f = zca.whitening_[14 * 28 + 14].reshape(28, 28)[8:21, 8:21]
+        lim = np.abs(f).max()
+        ax.imshow(f, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"ZCA filter, {name}", fontsize=8)
+        ax.set_axis_off()
+    fig.savefig(out / "zca_filters.png", dpi=120)
+    plt.close(fig)
+    print(f"figures written to {out}")
