@@ -8,6 +8,7 @@ TensorFlow is imported only by the models that need it.
 
 from ._base import GaussianDensity
 from ._covariance_selection import covariance_selection
+from ._masked_nce import MaskedGaussianCNCE, MaskedGaussianNCE
 from ._mle import MaskedGaussianMLE
 from ._score_matching import masked_score_matching
 from ._sm import MaskedGaussianSM
@@ -19,7 +20,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GaussianDensity",
+    "MaskedGaussianCNCE",
     "MaskedGaussianMLE",
+    "MaskedGaussianNCE",
     "MaskedGaussianSM",
     "TransformedDensity",
     "ZCAWhitener",

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg as la
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -84,9 +85,17 @@ class BaseGaussian(DensityMixin, BaseEstimator):
         "assume_centered": ["boolean"],
     }
 
+    # Estimators that need only sufficient statistics stream with partial_fit;
+    # those whose objective needs the samples themselves (NCE) do not.
+    _needs_samples = False
+
     @abstractmethod
-    def _estimate_precision(self, S, warm_start):
-        """Return ``(precision, info)`` for the regularised covariance ``S``."""
+    def _estimate_precision(self, S, warm_start, X=None):
+        """Return ``(precision, info)`` for the regularised covariance ``S``.
+
+        ``X`` is the training data, passed only to estimators whose objective
+        needs the samples (``_needs_samples``).
+        """
 
     def _setup_structure(self, n_features):
         """Fix what depends on the width of the data only (e.g. a mask)."""
@@ -109,8 +118,9 @@ class BaseGaussian(DensityMixin, BaseEstimator):
         """
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         self._setup_structure(X.shape[1])
-        return self._update(data_moments(X, self.assume_centered), warm_start=False)
+        return self._update(data_moments(X, self.assume_centered), warm_start=False, X=X)
 
+    @available_if(lambda est: not est._needs_samples)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Add a batch of data and re-estimate the model.
@@ -145,7 +155,7 @@ class BaseGaussian(DensityMixin, BaseEstimator):
         moments = (self.n_samples_seen_, self.location_, self.empirical_covariance_)
         return self._update(merge_moments(moments, batch), warm_start=True)
 
-    def _update(self, moments, warm_start):
+    def _update(self, moments, warm_start, X=None):
         n, mean, cov = moments
         S = cov + self.reg * np.eye(cov.shape[0])
         if not np.all(np.isfinite(S)):
@@ -160,7 +170,9 @@ class BaseGaussian(DensityMixin, BaseEstimator):
                 "The empirical covariance is singular (some features are "
                 "constant or collinear); set reg > 0 to add a variance floor."
             ) from None
-        precision, info = self._estimate_precision(S, warm_start)
+        precision, info = self._estimate_precision(
+            S, warm_start, X if self._needs_samples else None
+        )
         self.n_samples_seen_ = n
         self.empirical_covariance_ = cov
         self.location_ = mean
@@ -304,7 +316,7 @@ class GaussianDensity(BaseGaussian):
         self.reg = reg
         self.assume_centered = assume_centered
 
-    def _estimate_precision(self, S, warm_start):
+    def _estimate_precision(self, S, warm_start, X=None):
         L = la.cholesky(S, lower=True)  # S is checked positive definite
         precision = la.cho_solve((L, True), np.eye(len(S)))
         precision = 0.5 * (precision + precision.T)

@@ -99,7 +99,7 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, warm_start):
+    def _estimate_precision(self, S, warm_start, X=None):
         # Cold starts begin at the score matching estimate (the default).
         init = self.precision_ if warm_start else None
         return covariance_selection(

@@ -100,6 +100,23 @@ class MaskPairs:
             out[idx] = dots[self.rows[idx]]
         return out
 
+    def quadratic_features(self, U, block=4096):
+        """Features ``Phi`` with ``-u' Lambda(theta) u / 2 = Phi @ theta``.
+
+        Row ``i`` holds ``-w_p u_a u_b / 2`` for every free entry
+        ``p = (a, b)``: a Gaussian's unnormalised log-density is linear in
+        ``theta``, so objectives such as NCE are logistic regressions on
+        these features. Memory: ``n_samples * n_pairs`` floats.
+        """
+        U = np.asarray(U, dtype=float)
+        out = np.empty((U.shape[0], self.n_pairs))
+        scale = -0.5 * self.weights
+        for i in range(0, U.shape[0], block):
+            Ub = U[i : i + block]
+            np.multiply(Ub[:, self.rows], Ub[:, self.cols], out=out[i : i + block])
+            out[i : i + block] *= scale
+        return out
+
     def neighbour_products(self, first, second):
         """Triples ``(p, k, q)`` pairing each free entry ``p = (first, second)``
         with every neighbour ``k`` of ``second`` and the pair ``q = (k, second)``.

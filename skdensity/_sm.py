@@ -128,7 +128,7 @@ class MaskedGaussianSM(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, warm_start):
+    def _estimate_precision(self, S, warm_start, X=None):
         init = self.dual_factor_ if warm_start else None
         precision, info = masked_score_matching(
             S, self.mask_, eps=self.eps, tol=self.tol, max_iter=self.max_iter,

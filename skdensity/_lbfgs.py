@@ -1,0 +1,109 @@
+"""L-BFGS that respects an open feasible set.
+
+scipy's L-BFGS-B cannot be told that a step left the domain (here: the
+precision stopped being positive definite). This version backtracks whenever
+the objective returns ``inf``, so every iterate stays feasible, which is what
+an interior-point (barrier) method needs.
+"""
+
+import numpy as np
+
+
+def minimize_lbfgs(
+    fg, x0, *, max_iter=500, gtol=1e-6, ftol=1e-12, memory=10, callback=None, precondition=None
+):
+    """Minimise ``fg(x) -> (f, grad)``; ``f = inf`` marks infeasible points.
+
+    Parameters
+    ----------
+    fg : callable
+        Objective and gradient; must be finite at ``x0``.
+    x0 : ndarray
+        Feasible starting point.
+    max_iter : int
+        Maximum number of iterations.
+    gtol : float
+        Stop when ``max|grad| <= gtol``.
+    ftol : float
+        Stop when the relative decrease of ``f`` falls below ``ftol``.
+    memory : int
+        Number of curvature pairs kept.
+    callback : callable, optional
+        Called with ``(x, f)`` after each iteration; returning True stops.
+    precondition : callable, optional
+        ``v -> M^{-1} v`` for a positive definite approximation ``M`` of the
+        Hessian; it replaces the scaled identity as the initial inverse
+        Hessian of the two-loop recursion (preconditioned L-BFGS).
+
+    Returns
+    -------
+    x : ndarray
+    f : float
+    n_iter : int
+    converged : bool
+        False also when ``callback`` stopped the run.
+    """
+    x = np.array(x0, dtype=float)
+    f, g = fg(x)
+    if not np.isfinite(f):
+        raise ValueError("The starting point is not feasible.")
+    s_hist, y_hist = [], []
+    n_iter = 0
+    converged = False
+    while n_iter < max_iter:
+        if np.abs(g).max() <= gtol:
+            converged = True
+            break
+        # Two-loop recursion for the quasi-Newton direction.
+        q = g.copy()
+        alphas = []
+        for s, y in zip(reversed(s_hist), reversed(y_hist)):
+            a = (s @ q) / (y @ s)
+            alphas.append(a)
+            q -= a * y
+        if precondition is not None:
+            q = precondition(q)
+            if s_hist:
+                q *= (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ precondition(y_hist[-1]))
+            else:
+                q /= max(np.sqrt(abs(g @ q)), 1e-300)  # unit first step in the M-norm
+        elif s_hist:
+            q *= (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ y_hist[-1])
+        else:
+            q /= max(np.linalg.norm(g), 1e-300)  # unit first step
+        for (s, y), a in zip(zip(s_hist, y_hist), reversed(alphas)):
+            b = (y @ q) / (y @ s)
+            q += (a - b) * s
+        d = -q
+        slope = g @ d
+        if slope >= 0:  # not a descent direction: restart
+            s_hist, y_hist = [], []
+            d = -g / max(np.linalg.norm(g), 1e-300)
+            slope = g @ d
+        t = 1.0
+        for _ in range(60):  # backtracking: feasible and sufficient decrease
+            f_new, g_new = fg(x + t * d)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break  # no progress possible
+        s, y = t * d, g_new - g
+        x = x + s
+        n_iter += 1
+        decrease = f - f_new
+        f, g = f_new, g_new
+        if callback is not None and callback(x, f):
+            break
+        # Keep the pair only with positive curvature; the test is relative
+        # (a cosine), so it does not depend on the scale of the data.
+        if y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
+            s_hist.append(s)
+            y_hist.append(y)
+            if len(s_hist) > memory:
+                s_hist.pop(0)
+                y_hist.pop(0)
+        if decrease <= ftol * max(abs(f), 1.0):
+            converged = True
+            break
+    return x, f, n_iter, converged

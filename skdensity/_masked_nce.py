@@ -1,0 +1,512 @@
+"""MaskedGaussianNCE and MaskedGaussianCNCE: noise-contrastive estimation of
+masked Gaussians under the positive-definite constraint."""
+
+import inspect
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.linalg as la
+from scipy.sparse.linalg import splu
+from scipy.special import expit
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseMaskedGaussian, GaussianDensity
+from ._mle import MaskedGaussianMLE
+from ._nce import cnce_loss, nce_accuracy, nce_loss
+from ._pairs import MaskPairs
+from ._pd_constraint import minimize_pd
+from ._score_matching import masked_score_matching, resolve_eps, score_matching_hessian
+from .exceptions import SeparableNoiseWarning
+
+# Classification accuracy above which data and noise count as separable.
+_SEPARABLE = 0.99
+# NCE stops after this many consecutive iterations at separable accuracy.
+_SEPARATED_ITERATIONS = 50
+
+
+def _feasible_start(S, pairs, eps):
+    """Score matching estimate with Lambda >= 2 eps I: strictly feasible."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a rough start is enough
+        precision, _ = masked_score_matching(S, pairs, eps=2 * eps, tol=1e-4)
+    return pairs.from_dense(precision)
+
+
+def _sm_preconditioner(S, pairs, extra_scale=None):
+    """Inverse of the score matching Hessian, as an L-BFGS preconditioner.
+
+    Pixel products are strongly correlated (neighbouring pixels of natural
+    images correlate at 0.96), so the NCE objectives are badly conditioned in
+    the precision entries. Conditional NCE tends to score matching as its
+    noise shrinks, whose Hessian is sparse and factorised once; it is a good
+    approximation of their curvature (measured: 3000 -> a few hundred
+    iterations on 8x8 natural patches). ``extra_scale`` scales trailing
+    unconstrained coordinates (NCE's log-normaliser).
+    """
+    lu = splu(score_matching_hessian(S, pairs), permc_spec="MMD_AT_PLUS_A")
+    m = pairs.n_pairs
+
+    def apply(v):
+        out = np.empty_like(v)
+        out[:m] = lu.solve(v[:m])
+        out[m:] = v[m:] * (extra_scale if extra_scale is not None else 1.0)
+        return out
+
+    return apply
+
+
+def _profile_log_normalizer(a_x, a_y, nu, c):
+    """argmin_c of the NCE loss with log-ratios ``a + c`` (1-D Newton)."""
+    for _ in range(100):
+        s_x, s_y = expit(-(a_x + c)), expit(a_y + c)
+        d1 = -s_x.mean() + nu * s_y.mean()
+        d2 = (s_x * (1 - s_x)).mean() + nu * (s_y * (1 - s_y)).mean()
+        step = np.clip(d1 / max(d2, 1e-300), -10.0, 10.0)  # safe when nearly separable
+        c -= step
+        if abs(step) <= 1e-12 * (1.0 + abs(c)):
+            break
+    return c
+
+
+def _smooth(X, reg, rng):
+    """The data convolved with N(0, reg I): a sample-based variance floor.
+
+    Their covariance is exactly that of the Gaussian family's ``S + reg I``,
+    so the floor means the same for every estimator. Without it, pixels that
+    never change (MNIST's borders) are perfectly separable from any noise
+    that varies there, and the objectives are unbounded.
+    """
+    return X + np.sqrt(reg) * rng.standard_normal(X.shape) if reg > 0 else X
+
+
+def _sample_noise(noise, n_samples, rng):
+    kwargs = {}
+    if "random_state" in inspect.signature(noise.sample).parameters:
+        kwargs["random_state"] = int(rng.randint(2**31 - 1))
+    Y = noise.sample(n_samples, **kwargs)
+    if isinstance(Y, tuple):  # GaussianMixture returns (X, labels)
+        Y = Y[0]
+    return np.asarray(Y, dtype=float)
+
+
+class _BaseMaskedNCE(BaseMaskedGaussian):
+    """Shared set-up of the noise-contrastive masked Gaussians."""
+
+    _needs_samples = True
+
+    _parameter_constraints: dict = {
+        **BaseMaskedGaussian._parameter_constraints,
+        "eps": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def _finish(self, theta, info, pairs, loss_curve):
+        precision = pairs.to_dense(theta)
+        self.eps_ = self._eps
+        self.loss_curve_ = np.asarray(loss_curve)
+        self.duality_gap_ = info["gap_bound"]
+        if not info["converged"] and not info["stopped"]:
+            warnings.warn(
+                f"{type(self).__name__} stopped after {info['n_iter']} iterations "
+                f"with a duality gap bound of {info['gap_bound']:.2e}; increase max_iter.",
+                _convergence_warning(),
+            )
+        return precision, info
+
+
+def _convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+
+    return ConvergenceWarning
+
+
+class MaskedGaussianNCE(_BaseMaskedNCE):
+    r"""Gaussian Markov random field fitted by noise-contrastive estimation.
+
+    The unnormalised model :math:`\log\tilde p(x) = -\tfrac12 (x-\mu)^\top
+    \Lambda (x-\mu) + c` with a free log-normaliser :math:`c` is fitted by
+    logistic regression of the data against ``noise_ratio`` times as many
+    noise samples (Gutmann & Hyvärinen 2012), in log space throughout,
+    under :math:`\Lambda \succeq \varepsilon I` (log-barrier path, see
+    :func:`skdensity._pd_constraint.minimize_pd`). The loss is convex in
+    :math:`(\Lambda, c)`: the log-density is linear in them.
+
+    ``score_samples`` uses the exact normaliser from :math:`\log\det\Lambda`;
+    ``normalizer_gap_`` reports how far the learned :math:`c` is from it (near
+    zero only when the model fits). NCE needs a noise close to the data:
+    against a Gaussian, MNIST is perfectly separable by a quadratic form, the
+    loss goes to zero and the estimate is meaningless; the estimator then
+    warns (:class:`~skdensity.exceptions.SeparableNoiseWarning`).
+
+    Parameters
+    ----------
+    image_shape : tuple of int, default=None
+        ``(height, width)``; None infers a square or a one-row signal.
+    connectivity : {4, 8}, default=8
+        Neighbourhood of the grid mask; ignored when ``mask`` is given.
+    mask : array-like or sparse matrix of shape (n_features, n_features), default=None
+        Symmetric boolean sparsity pattern with a True diagonal.
+    reg : float, default=0.01
+        Variance floor: the objective sees the data smoothed by
+        ``N(0, reg I)`` (covariance ``S + reg I``, as for the other
+        estimators); also used by the noise Gaussian and the starting point.
+    assume_centered : bool, default=False
+        If True, the mean is taken to be zero.
+    noise : {"gaussian", "diagonal"} or estimator, default="gaussian"
+        ``"gaussian"``: a full-covariance Gaussian fitted to the data;
+        ``"diagonal"``: independent pixels; or any *fitted* estimator with
+        ``score_samples`` and ``sample`` (a ``MaskedGaussianSM``,
+        ``GaussianMixture``, ``KernelDensity``...).
+    noise_ratio : float, default=10
+        Noise samples per data sample (``nu``); NCE approaches maximum
+        likelihood as it grows, at proportional cost.
+    eps : float or "auto", default="auto"
+        Lower bound on the precision's eigenvalues (as in
+        :class:`MaskedGaussianSM`).
+    tol : float, default=1e-7
+        Relative duality-gap target of the barrier method.
+    max_iter : int, default=3000
+        Maximum number of L-BFGS iterations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise draws.
+    verbose : int, default=0
+        Print solver progress when positive.
+
+    Attributes
+    ----------
+    location_, precision_, covariance_, precision_cholesky_, empirical_covariance_, mask_, image_shape_
+        As in :class:`MaskedGaussianSM`.
+    log_normalizer_ : float
+        The learned :math:`c`.
+    normalizer_gap_ : float
+        ``log_normalizer_`` minus the exact log-normaliser.
+    noise_ : estimator
+        The fitted noise distribution.
+    accuracy_ : float
+        Final classification accuracy of data against noise.
+    loss_curve_ : ndarray
+        NCE loss after each iteration.
+    eps_ : float
+        Eigenvalue bound used.
+    duality_gap_ : float
+        Bound on the distance to the constrained optimum.
+    min_eigenvalue_ : float
+    n_iter_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity import MaskedGaussianNCE
+    >>> X = np.random.default_rng(0).normal(size=(300, 9))
+    >>> nce = MaskedGaussianNCE(noise_ratio=5, random_state=0).fit(X)
+    >>> bool(nce.min_eigenvalue_ > 0), bool(abs(nce.normalizer_gap_) < 0.5)
+    (True, True)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMaskedNCE._parameter_constraints,
+        "noise": [StrOptions({"gaussian", "diagonal"}), HasMethods(["score_samples", "sample"])],
+        "noise_ratio": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
+        noise="gaussian", noise_ratio=10, eps="auto", tol=1e-7, max_iter=3000,
+        random_state=None, verbose=0,
+    ):
+        self.image_shape = image_shape
+        self.connectivity = connectivity
+        self.mask = mask
+        self.reg = reg
+        self.assume_centered = assume_centered
+        self.noise = noise
+        self.noise_ratio = noise_ratio
+        self.eps = eps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _fit_noise(self, X):
+        D = X.shape[1]
+        if isinstance(self.noise, str):
+            if self.noise == "gaussian":
+                return GaussianDensity(reg=self.reg, assume_centered=self.assume_centered).fit(X)
+            return MaskedGaussianMLE(mask=np.eye(D, dtype=bool), reg=self.reg,
+                                     assume_centered=self.assume_centered).fit(X)
+        try:
+            check_is_fitted(self.noise)
+        except NotFittedError:
+            raise ValueError(
+                f"The noise estimator {type(self.noise).__name__} is not fitted: fit it "
+                "on data like X before passing it as noise."
+            ) from None
+        n_in = getattr(self.noise, "n_features_in_", D)
+        if n_in != D:
+            raise ValueError(
+                f"The noise estimator was fitted on {n_in} features but X has {D}."
+            )
+        return self.noise
+
+    def _estimate_precision(self, S, warm_start, X=None):
+        rng = check_random_state(self.random_state)
+        pairs = MaskPairs(self.mask_)
+        m = pairs.n_pairs
+        noise = self._fit_noise(X)
+        X = _smooth(X, self.reg, rng)
+        n_noise = max(1, int(round(self.noise_ratio * len(X))))
+        Y = _sample_noise(noise, n_noise, rng)
+        if Y.shape[1] != X.shape[1]:
+            raise ValueError("The noise estimator samples the wrong number of features.")
+        nu = n_noise / len(X)
+        log_pn_x = np.asarray(noise.score_samples(X), dtype=float)
+        log_pn_y = np.asarray(noise.score_samples(Y), dtype=float)
+        if not (np.all(np.isfinite(log_pn_x)) and np.all(np.isfinite(log_pn_y))):
+            raise ValueError(
+                "The noise density is zero (log-density -inf) at some data or noise "
+                "samples; NCE needs a noise with full support, e.g. a Gaussian kernel."
+            )
+        centre = X.mean(axis=0) if not self.assume_centered else 0.0
+        Phi_x = pairs.quadratic_features(X - centre)
+        Phi_y = pairs.quadratic_features(Y - centre)
+        b_x = -np.log(nu) - log_pn_x
+        b_y = -np.log(nu) - log_pn_y
+        self._eps = resolve_eps(self.eps, S)
+        theta0 = _feasible_start(S, pairs, self._eps)
+        # The log-normaliser is profiled out: for each theta the optimal c
+        # solves a one-dimensional convex problem (Newton, warm-started).
+        # The profiled loss is convex in theta, its gradient is the partial
+        # one at the optimal c (envelope theorem), and the remaining
+        # problem is preconditioned by the score matching Hessian.
+        cache, curve, separated = {"c": 0.0}, [], []
+
+        def fg(theta):
+            a_x, a_y = Phi_x @ theta + b_x, Phi_y @ theta + b_y
+            c = _profile_log_normalizer(a_x, a_y, nu, cache["c"])
+            loss, d_x, d_y = nce_loss(a_x + c, a_y + c, nu)
+            cache.update(theta=theta, c=c, loss=loss, accuracy=nce_accuracy(a_x + c, a_y + c))
+            return loss, Phi_x.T @ d_x + Phi_y.T @ d_y
+
+        def record(theta, _):  # the accepted point was the last one evaluated
+            if not np.array_equal(cache["theta"], theta):
+                fg(theta)
+            curve.append(cache["loss"])
+            # Separable data and noise: the loss heads to zero and the
+            # parameters to infinity; stop rather than chase it.
+            separated.append(cache["accuracy"] >= _SEPARABLE)
+            return len(separated) >= _SEPARATED_ITERATIONS and all(separated[-_SEPARATED_ITERATIONS:])
+
+        theta, info = minimize_pd(
+            fg, theta0, pairs, self._eps, tol=self.tol, max_iter=self.max_iter,
+            verbose=self.verbose, callback=record, precondition=_sm_preconditioner(S, pairs),
+        )
+        if not np.array_equal(cache["theta"], theta):
+            fg(theta)
+        c = cache["c"]
+        self.noise_ = noise
+        self.log_normalizer_ = float(c)
+        precision, info = self._finish(theta, info, pairs, curve)
+        logdet = 2.0 * np.log(np.diag(la.cholesky(precision, lower=True))).sum()
+        self.normalizer_gap_ = float(c - 0.5 * (logdet - len(precision) * np.log(2 * np.pi)))
+        self.accuracy_ = nce_accuracy(Phi_x @ theta + c + b_x, Phi_y @ theta + c + b_y)
+        if self.accuracy_ >= _SEPARABLE:
+            warnings.warn(
+                f"Data and noise are (near-)perfectly separable (classification accuracy "
+                f"{self.accuracy_:.4f}): NCE's estimate is unreliable. Use a noise closer "
+                "to the data (noise=<a fitted estimator>) or MaskedGaussianCNCE.",
+                SeparableNoiseWarning,
+            )
+        return precision, info
+
+
+# "auto" noise scale: the initial cNCE loss sits at this fraction of its
+# vanishing-noise limit log 2 (see MaskedGaussianCNCE).
+_AUTO_LOSS_FRACTION = 0.9
+
+
+class MaskedGaussianCNCE(_BaseMaskedNCE):
+    r"""Gaussian Markov random field fitted by conditional NCE.
+
+    Conditional noise-contrastive estimation (Ceylan & Gutmann 2018) pairs
+    each data point :math:`x` with ``n_noise_draws`` noisy copies
+    :math:`y = x + \epsilon S^{1/2}\xi`, :math:`\xi \sim N(0, I)`, and
+    minimises :math:`\overline{\log(1+\exp(-(\log\tilde p(x) - \log\tilde
+    p(y))))}`. The noise is symmetric, so its density cancels, and so does
+    the normaliser: ``score_samples`` uses the exact one from
+    :math:`\log\det\Lambda`. Shaping the noise by the data covariance
+    :math:`S` matters: isotropic noise on raw pixels gave poor or indefinite
+    fits. As :math:`\epsilon \to 0` the objective tends to score matching
+    (its curvature scales as :math:`\epsilon^2`; the solver works on the loss
+    divided by :math:`\epsilon^2`), so the same constraint
+    :math:`\Lambda\succeq\varepsilon I` is applied.
+
+    Parameters
+    ----------
+    image_shape : tuple of int, default=None
+        ``(height, width)``; None infers a square or a one-row signal.
+    connectivity : {4, 8}, default=8
+        Neighbourhood of the grid mask; ignored when ``mask`` is given.
+    mask : array-like or sparse matrix of shape (n_features, n_features), default=None
+        Symmetric boolean sparsity pattern with a True diagonal.
+    reg : float, default=0.01
+        Variance floor: the objective sees the data smoothed by
+        ``N(0, reg I)`` (covariance ``S + reg I``, as for the other
+        estimators), which also shapes the noise.
+    assume_centered : bool, default=False
+        If True, the mean is taken to be zero.
+    noise_shape : {"covariance", "isotropic"}, default="covariance"
+        ``"covariance"``: :math:`\xi` is shaped by the data's covariance
+        :math:`S^{1/2}`; ``"isotropic"``: :math:`y = x + \epsilon\xi` (then
+        the small-noise limit is exactly :class:`MaskedGaussianSM`; with the
+        covariance shape it is score matching in the metric :math:`S`).
+        Isotropic noise on raw pixels gave poor or indefinite fits.
+    noise_scale : float or "auto", default="auto"
+        :math:`\epsilon`. ``"auto"`` picks it by bisection on a log scale so
+        that the loss at the starting point (the score matching estimate) is
+        0.9 of its vanishing-noise limit ``log 2``: the classification is
+        neither trivial (large noise) nor uninformative (tiny noise).
+    n_noise_draws : int, default=5
+        Noise draws per data point (:math:`\kappa`); each is used with its
+        mirror image :math:`-\xi`, giving :math:`2\kappa` noisy copies.
+    eps : float or "auto", default="auto"
+        Lower bound on the precision's eigenvalues.
+    tol : float, default=1e-7
+        Relative duality-gap target of the barrier method.
+    max_iter : int, default=3000
+        Maximum number of L-BFGS iterations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise draws.
+    verbose : int, default=0
+        Print solver progress when positive.
+
+    Attributes
+    ----------
+    location_, precision_, covariance_, precision_cholesky_, empirical_covariance_, mask_, image_shape_
+        As in :class:`MaskedGaussianSM`.
+    noise_scale_ : float
+        The :math:`\epsilon` used.
+    accuracy_ : float
+        Fraction of pairs where the data point scores above its noisy copy.
+    loss_curve_ : ndarray
+        cNCE loss after each iteration.
+    eps_ : float
+    duality_gap_ : float
+    min_eigenvalue_ : float
+    n_iter_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity import MaskedGaussianCNCE
+    >>> X = np.random.default_rng(0).normal(size=(300, 9))
+    >>> cnce = MaskedGaussianCNCE(random_state=0).fit(X)
+    >>> bool(cnce.min_eigenvalue_ >= cnce.eps_), 0 < cnce.noise_scale_ < 10
+    (True, True)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMaskedNCE._parameter_constraints,
+        "noise_shape": [StrOptions({"covariance", "isotropic"})],
+        "noise_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "n_noise_draws": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
+        noise_shape="covariance", noise_scale="auto", n_noise_draws=5, eps="auto", tol=1e-7,
+        max_iter=3000, random_state=None, verbose=0,
+    ):
+        self.image_shape = image_shape
+        self.connectivity = connectivity
+        self.mask = mask
+        self.reg = reg
+        self.assume_centered = assume_centered
+        self.noise_shape = noise_shape
+        self.noise_scale = noise_scale
+        self.n_noise_draws = n_noise_draws
+        self.eps = eps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @staticmethod
+    def _pair_features(pairs, Xr, direction, scale):
+        """Features of log p(x) - log p(x + scale * direction), per pair."""
+        Phi = pairs.quadratic_features(Xr)
+        Phi -= pairs.quadratic_features(Xr + scale * direction)
+        return Phi
+
+    def _estimate_precision(self, S, warm_start, X=None):
+        rng = check_random_state(self.random_state)
+        pairs = MaskPairs(self.mask_)
+        X = _smooth(X, self.reg, rng)
+        centre = 0.0 if self.assume_centered else X.mean(axis=0)
+        Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
+        xi = rng.standard_normal(Xr.shape)
+        if self.noise_shape == "covariance":
+            w, U = la.eigh(S)  # the smoothed data's covariance
+            xi = (xi @ U) * np.sqrt(np.clip(w, 0, None)) @ U.T
+        # Antithetic pairs: the first-order terms of +xi and -xi cancel
+        # exactly, so the objective's sampling noise does not blow up as
+        # the noise scale shrinks (it tends to score matching instead).
+        Xr = np.concatenate([Xr, Xr])
+        direction = np.concatenate([xi, -xi])
+        self._eps = resolve_eps(self.eps, S)
+        theta0 = _feasible_start(S, pairs, self._eps)
+        if self.noise_scale == "auto":
+            scale = self._auto_scale(pairs, Xr, direction, theta0)
+        else:
+            scale = float(self.noise_scale)
+        Phi = self._pair_features(pairs, Xr, direction, scale)
+        log2, s2 = np.log(2.0), scale**2
+        cache, curve = {}, []
+
+        def fg(theta):
+            loss, d = cnce_loss(Phi @ theta)
+            cache["theta"], cache["loss"] = theta, loss
+            # (loss - log 2) / eps^2 keeps the curvature O(1) as the noise shrinks.
+            return (loss - log2) / s2, (Phi.T @ d) / s2
+
+        def record(theta, _):
+            curve.append(cache["loss"] if np.array_equal(cache["theta"], theta) else fg(theta)[0] * s2 + log2)
+
+        theta, info = minimize_pd(
+            fg, theta0, pairs, self._eps, tol=self.tol, max_iter=self.max_iter,
+            verbose=self.verbose, callback=record, precondition=_sm_preconditioner(S, pairs),
+        )
+        self.noise_scale_ = scale
+        precision, info = self._finish(theta, info, pairs, curve)
+        g = Phi @ theta
+        self.accuracy_ = float(np.mean(g > 0))
+        if self.accuracy_ >= _SEPARABLE:
+            warnings.warn(
+                f"Data points and their noisy copies are (near-)perfectly separable "
+                f"(accuracy {self.accuracy_:.4f}): noise_scale={scale:.3g} is too large.",
+                SeparableNoiseWarning,
+            )
+        return precision, info
+
+    def _auto_scale(self, pairs, Xr, direction, theta0, n_max=4000):
+        """Bisection on log(scale) for the initial loss 0.9 log 2."""
+        idx = slice(0, min(len(Xr), n_max))
+        target = _AUTO_LOSS_FRACTION * np.log(2.0)
+
+        def loss_at(log_scale):
+            Phi = self._pair_features(pairs, Xr[idx], direction[idx], np.exp(log_scale))
+            return cnce_loss(Phi @ theta0)[0]
+
+        lo, hi = np.log(1e-4), np.log(10.0)
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            if loss_at(mid) > target:  # too little noise: loss still near log 2
+                lo = mid
+            else:
+                hi = mid
+        return float(np.exp(0.5 * (lo + hi)))

@@ -1,0 +1,224 @@
+"""Noise-contrastive estimation of masked Gaussians (issue 3)."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KernelDensity
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdensity import (
+    MaskedGaussianCNCE,
+    MaskedGaussianMLE,
+    MaskedGaussianNCE,
+    MaskedGaussianSM,
+    masked_score_matching,
+)
+from skdensity._nce import cnce_loss, nce_loss
+from skdensity._pairs import MaskPairs
+from skdensity._pd_constraint import minimize_pd
+from skdensity._score_matching import score_matching_hessian
+from skdensity.exceptions import SeparableNoiseWarning
+from skdensity.masks import grid_mask
+
+from .conftest import random_gmrf, sample_gmrf
+
+
+def rel_err(est, P):
+    return np.linalg.norm(est.precision_ - P) / np.linalg.norm(P)
+
+
+@parametrize_with_checks([MaskedGaussianNCE(noise_ratio=3, random_state=0),
+                          MaskedGaussianCNCE(random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_loss_gradients_match_finite_differences():
+    rng = np.random.default_rng(0)
+    gd, gn = rng.normal(size=7) * 3, rng.normal(size=20) * 3
+    loss, dd, dn = nce_loss(gd, gn, 20 / 7)
+    h = 1e-6
+    for i in range(7):
+        e = np.zeros(7); e[i] = h
+        fd = (nce_loss(gd + e, gn, 20 / 7)[0] - nce_loss(gd - e, gn, 20 / 7)[0]) / (2 * h)
+        assert np.isclose(dd[i], fd, rtol=1e-5, atol=1e-9)
+    for i in range(20):
+        e = np.zeros(20); e[i] = h
+        fd = (nce_loss(gd, gn + e, 20 / 7)[0] - nce_loss(gd, gn - e, 20 / 7)[0]) / (2 * h)
+        assert np.isclose(dn[i], fd, rtol=1e-5, atol=1e-9)
+    g = rng.normal(size=9) * 3
+    _, d = cnce_loss(g)
+    fd = [(cnce_loss(g + h * np.eye(9)[i])[0] - cnce_loss(g - h * np.eye(9)[i])[0]) / (2 * h) for i in range(9)]
+    np.testing.assert_allclose(d, fd, rtol=1e-5, atol=1e-9)
+
+
+def test_losses_stay_finite_at_extreme_log_ratios():
+    g = np.array([-1e5, -50.0, 0.0, 50.0, 1e5])
+    loss, dd, dn = nce_loss(g, g, 10)
+    assert np.isfinite(loss) and np.all(np.isfinite(dd)) and np.all(np.isfinite(dn))
+    assert np.isclose(loss, (1e5 + 50 + np.log(2) + 0 + 0) / 5 + 10 * (0 + 0 + np.log(2) + 50 + 1e5) / 5, rtol=1e-12)
+    assert np.all(np.isfinite(cnce_loss(g)[1]))
+
+
+def test_quadratic_features_are_the_log_density():
+    rng = np.random.default_rng(1)
+    P, mask = random_gmrf((3, 4), 8)
+    pairs = MaskPairs(mask)
+    U = rng.normal(size=(6, 12))
+    theta = pairs.from_dense(P)
+    np.testing.assert_allclose(pairs.quadratic_features(U) @ theta,
+                               -0.5 * np.einsum("ij,jk,ik->i", U, P, U))
+
+
+def test_barrier_solver_agrees_with_score_matching_dual():
+    # The shared PD-constrained minimiser reproduces the specialised SM solver.
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(25, 25))
+    S = A @ A.T / 25 + 0.05 * np.eye(25)
+    mask = grid_mask((5, 5), 8)
+    pairs = MaskPairs(mask)
+    P_dual, info = masked_score_matching(S, mask, eps=0.6)
+    assert info["unconstrained_min_eigenvalue"] < 0.6  # the constraint is active
+    H = score_matching_hessian(S, pairs).toarray()
+    g = pairs.is_diag.astype(float)
+    x0 = pairs.from_dense(P_dual + 0.6 * np.eye(25))
+    x, binfo = minimize_pd(lambda t: (0.5 * t @ H @ t - g @ t, H @ t - g), x0, pairs, 0.6, tol=1e-10)
+    assert binfo["converged"] and binfo["min_eigenvalue"] >= 0.6 - 1e-9
+    J = lambda P: 0.5 * np.trace(P @ S @ P) - np.trace(P)  # noqa: E731
+    assert abs(J(pairs.to_dense(x)) - J(P_dual)) < 1e-6 * abs(J(P_dual))
+    np.testing.assert_allclose(pairs.to_dense(x), P_dual, atol=1e-3 * np.abs(P_dual).max())
+
+
+def test_nce_error_falls_with_n_and_approaches_mle_with_nu():
+    P, _ = random_gmrf((4, 4), 8, seed=0)
+    errs = {}
+    for n in (500, 5000):
+        X = sample_gmrf(P, n, seed=n)
+        errs["mle", n] = rel_err(MaskedGaussianMLE(reg=0.0).fit(X), P)
+        for nu in (1, 10):
+            nce = MaskedGaussianNCE(noise_ratio=nu, reg=0.0, random_state=0).fit(X)
+            errs[nu, n] = rel_err(nce, P)
+            assert nce.min_eigenvalue_ >= nce.eps_ and nce.accuracy_ < 0.99
+    for key in (1, 10, "mle"):
+        assert errs[key, 5000] < 0.6 * errs[key, 500], errs
+    # more noise -> closer to maximum likelihood's efficiency
+    assert errs[10, 5000] < errs[1, 5000]
+    assert errs[10, 5000] < 1.3 * errs["mle", 5000], errs
+
+
+def test_nce_learned_normaliser_is_exact_when_model_is_right():
+    P, _ = random_gmrf((3, 3), 8, seed=1)
+    X = sample_gmrf(P, 20000, seed=3)
+    nce = MaskedGaussianNCE(noise_ratio=10, reg=0.0, random_state=0).fit(X)
+    assert abs(nce.normalizer_gap_) < 0.02
+    # the NCE loss falls (not monotonically: the barrier trades against it)
+    assert nce.loss_curve_[-1] < nce.loss_curve_[0] - 0.1
+
+
+def test_cnce_tends_to_score_matching():
+    # Isotropic noise: as the noise scale shrinks (and with many draws, whose
+    # Monte Carlo error is the remaining gap) cNCE becomes score matching.
+    P, _ = random_gmrf((4, 4), 8, seed=2)
+    X = sample_gmrf(P, 4000, seed=5)
+    sm = MaskedGaussianSM(reg=0.0).fit(X)
+    assert sm.n_active_ == 0  # unconstrained SM is PD here
+
+    def diff(scale, draws):
+        cnce = MaskedGaussianCNCE(reg=0.0, noise_shape="isotropic", noise_scale=scale,
+                                  n_noise_draws=draws, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SeparableNoiseWarning)  # at scale 1
+            cnce.fit(X)
+        return np.linalg.norm(cnce.precision_ - sm.precision_) / np.linalg.norm(sm.precision_)
+
+    small_many, small_few, large_many = diff(0.003, 50), diff(0.003, 4), diff(1.0, 50)
+    assert small_many < 0.6 * large_many and small_many < 0.6 * small_few
+    assert small_many < 0.025
+
+
+def test_cnce_recovers_gmrf():
+    P, _ = random_gmrf((4, 4), 8, seed=2)
+    errs = []
+    for n in (500, 5000):
+        X = sample_gmrf(P, n, seed=n)
+        cnce = MaskedGaussianCNCE(reg=0.0, random_state=0).fit(X)
+        assert 0 < cnce.accuracy_ < 0.99 and cnce.min_eigenvalue_ >= cnce.eps_
+        errs.append(rel_err(cnce, P))
+    assert errs[1] < 0.6 * errs[0] and errs[1] < 0.08, errs
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+@pytest.mark.parametrize("Est", [MaskedGaussianNCE, MaskedGaussianCNCE])
+def test_never_nan_at_extreme_scales(Est, scale):
+    P, _ = random_gmrf((3, 3), 8, seed=4)
+    X = sample_gmrf(P, 1000) * scale
+    est = Est(reg=0.0, random_state=0).fit(X)
+    s = est.score_samples(X)
+    assert np.all(np.isfinite(s)) and est.min_eigenvalue_ > 0
+    # log-likelihoods shift by exactly -D log(scale) relative to unit scale
+    ref = Est(reg=0.0, random_state=0).fit(X / scale)
+    assert abs(est.score(X) - (ref.score(X / scale) - 9 * np.log(scale))) < 0.05
+
+
+@pytest.mark.parametrize("Est", [MaskedGaussianNCE, MaskedGaussianCNCE])
+def test_constant_pixels(Est):
+    # reg smooths the data the objectives see, so pixels that never change
+    # are neither separable nor unbounded.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 9))
+    X[:, [0, 4]] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = Est(random_state=0).fit(X)
+    assert np.all(np.isfinite(est.score_samples(X))) and est.min_eigenvalue_ >= est.eps_ * (1 - 1e-9)
+
+
+def test_separable_noise_warns_stops_and_stays_valid():
+    # Noise 30 times wider than the data: a positive definite quadratic form
+    # separates them perfectly, the loss heads to zero and Lambda to infinity.
+    from skdensity import GaussianDensity
+
+    X = np.random.default_rng(0).normal(size=(300, 9))
+    wide = GaussianDensity().fit(30 * X)
+    with pytest.warns(SeparableNoiseWarning, match="separable"):
+        nce = MaskedGaussianNCE(noise=wide, noise_ratio=1, random_state=0).fit(X)
+    assert nce.accuracy_ >= 0.99 and nce.n_iter_ < 3000
+    assert nce.min_eigenvalue_ >= nce.eps_ * (1 - 1e-9)
+    assert np.all(np.isfinite(nce.score_samples(X)))
+
+
+def test_user_noise_estimators():
+    P, _ = random_gmrf((3, 3), 8, seed=6)
+    X = sample_gmrf(P, 2000)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    kde = KernelDensity(bandwidth=0.5).fit(X)
+    sm = MaskedGaussianSM().fit(X)
+    for noise in (gm, kde, sm):
+        nce = MaskedGaussianNCE(noise=noise, noise_ratio=2, random_state=0).fit(X)
+        assert nce.noise_ is noise and np.all(np.isfinite(nce.score_samples(X)))
+    with pytest.raises(ValueError, match="not fitted"):
+        MaskedGaussianNCE(noise=GaussianMixture(2)).fit(X)
+    with pytest.raises(ValueError, match="fitted on 4 features but X has 9"):
+        MaskedGaussianNCE(noise=GaussianMixture(1).fit(X[:, :4])).fit(X)
+    with pytest.raises(ValueError, match="full support"):
+        MaskedGaussianNCE(noise=KernelDensity(kernel="tophat", bandwidth=0.01).fit(X[:5])).fit(X)
+
+
+@pytest.mark.parametrize("Est", [MaskedGaussianNCE, MaskedGaussianCNCE])
+def test_reproducible_persistent_and_no_partial_fit(Est):
+    P, _ = random_gmrf((3, 3), 8, seed=7)
+    X = sample_gmrf(P, 500)
+    a = Est(random_state=3).fit(X)
+    np.testing.assert_array_equal(a.precision_, Est(random_state=3).fit(X).precision_)
+    assert not np.array_equal(a.precision_, Est(random_state=4).fit(X).precision_)
+    for b in (pickle.loads(pickle.dumps(a)), clone(a).fit(X)):
+        np.testing.assert_array_equal(b.score_samples(X), a.score_samples(X))
+    assert not hasattr(a, "partial_fit")  # needs the samples, not just moments
+    with pytest.raises(ValueError, match="NaN"):
+        Est().fit(np.where(X > 2, np.nan, X))
+    with pytest.raises(ValueError, match="9 features"):
+        a.score_samples(X[:, :3])
