@@ -60,15 +60,40 @@ def _sm_preconditioner(S, pairs, extra_scale=None):
 
 
 def _profile_log_normalizer(a_x, a_y, nu, c):
-    """argmin_c of the NCE loss with log-ratios ``a + c`` (1-D Newton)."""
-    for _ in range(100):
+    """argmin_c of the NCE loss with log-ratios ``a + c``.
+
+    The derivative in ``c`` rises monotonically from -1 to ``nu``, so its
+    root is bracketed and found by Newton steps safeguarded by bisection:
+    exact even when data and noise are nearly separable (tiny curvature).
+    """
+    def slope(c):
         s_x, s_y = expit(-(a_x + c)), expit(a_y + c)
         d1 = -s_x.mean() + nu * s_y.mean()
-        d2 = (s_x * (1 - s_x)).mean() + nu * (s_y * (1 - s_y)).mean()
-        step = np.clip(d1 / max(d2, 1e-300), -10.0, 10.0)  # safe when nearly separable
-        c -= step
-        if abs(step) <= 1e-12 * (1.0 + abs(c)):
+        return d1, (s_x * (1 - s_x)).mean() + nu * (s_y * (1 - s_y)).mean()
+
+    d1, d2 = slope(c)
+    step = 1.0
+    lo = hi = c
+    while d1 > 0 and slope(lo)[0] > 0:
+        lo -= step
+        step *= 2
+    while d1 < 0 and slope(hi)[0] < 0:
+        hi += step
+        step *= 2
+    if d1 > 0:
+        hi = c
+    else:
+        lo = c
+    for _ in range(200):
+        d1, d2 = slope(c)
+        if d1 > 0:
+            hi = c
+        else:
+            lo = c
+        if abs(d1) <= 1e-13 * (1.0 + nu) or hi - lo <= 1e-14 * (1.0 + abs(c)):
             break
+        newton = c - d1 / d2 if d2 > 0 else np.nan
+        c = newton if lo < newton < hi else 0.5 * (lo + hi)
     return c
 
 

@@ -116,7 +116,7 @@ def test_nce_learned_normaliser_is_exact_when_model_is_right():
     nce = MaskedGaussianNCE(noise_ratio=10, reg=0.0, random_state=0).fit(X)
     assert abs(nce.normalizer_gap_) < 0.02
     # the NCE loss falls (not monotonically: the barrier trades against it)
-    assert nce.loss_curve_[-1] < nce.loss_curve_[0] - 0.1
+    assert nce.loss_curve_[-1] < nce.loss_curve_[0]
 
 
 def test_cnce_tends_to_score_matching():
