@@ -47,6 +47,23 @@ def check_n_samples(n_samples):
     return int(n_samples)
 
 
+def sample_from(estimator, n_samples, random_state=None):
+    """``estimator.sample`` as an array, whatever the estimator's convention.
+
+    Passes ``random_state`` when the method accepts one (``KernelDensity``,
+    ours) and drops the labels ``GaussianMixture.sample`` returns.
+    """
+    import inspect
+
+    kwargs = {}
+    if "random_state" in inspect.signature(estimator.sample).parameters:
+        kwargs["random_state"] = random_state
+    X = estimator.sample(n_samples, **kwargs)
+    if isinstance(X, tuple):
+        X = X[0]
+    return np.asarray(X, dtype=float)
+
+
 def data_moments(X, assume_centered=False):
     """Count, mean and (biased) covariance of ``X``, without modifying it."""
     n = X.shape[0]

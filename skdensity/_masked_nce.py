@@ -1,7 +1,6 @@
 """MaskedGaussianNCE and MaskedGaussianCNCE: noise-contrastive estimation of
 masked Gaussians under the positive-definite constraint."""
 
-import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -9,12 +8,12 @@ import numpy as np
 import scipy.linalg as la
 from scipy.sparse.linalg import splu
 from scipy.special import expit
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseMaskedGaussian, GaussianDensity
+from ._base import BaseMaskedGaussian, GaussianDensity, sample_from
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
 from ._pairs import MaskPairs
@@ -100,22 +99,12 @@ def _profile_log_normalizer(a_x, a_y, nu, c):
 def _smooth(X, reg, rng):
     """The data convolved with N(0, reg I): a sample-based variance floor.
 
-    Their covariance is exactly that of the Gaussian family's ``S + reg I``,
+    Their covariance is, in expectation, the Gaussian family's ``S + reg I``,
     so the floor means the same for every estimator. Without it, pixels that
     never change (MNIST's borders) are perfectly separable from any noise
     that varies there, and the objectives are unbounded.
     """
     return X + np.sqrt(reg) * rng.standard_normal(X.shape) if reg > 0 else X
-
-
-def _sample_noise(noise, n_samples, rng):
-    kwargs = {}
-    if "random_state" in inspect.signature(noise.sample).parameters:
-        kwargs["random_state"] = int(rng.randint(2**31 - 1))
-    Y = noise.sample(n_samples, **kwargs)
-    if isinstance(Y, tuple):  # GaussianMixture returns (X, labels)
-        Y = Y[0]
-    return np.asarray(Y, dtype=float)
 
 
 class _BaseMaskedNCE(BaseMaskedGaussian):
@@ -138,15 +127,9 @@ class _BaseMaskedNCE(BaseMaskedGaussian):
             warnings.warn(
                 f"{type(self).__name__} stopped after {info['n_iter']} iterations "
                 f"with a duality gap bound of {info['gap_bound']:.2e}; increase max_iter.",
-                _convergence_warning(),
+                ConvergenceWarning,
             )
         return precision, info
-
-
-def _convergence_warning():
-    from sklearn.exceptions import ConvergenceWarning
-
-    return ConvergenceWarning
 
 
 class MaskedGaussianNCE(_BaseMaskedNCE):
@@ -285,7 +268,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         noise = self._fit_noise(X)
         X = _smooth(X, self.reg, rng)
         n_noise = max(1, int(round(self.noise_ratio * len(X))))
-        Y = _sample_noise(noise, n_noise, rng)
+        Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
         if Y.shape[1] != X.shape[1]:
             raise ValueError("The noise estimator samples the wrong number of features.")
         nu = n_noise / len(X)

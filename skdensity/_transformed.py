@@ -1,7 +1,5 @@
 """Densities of transformed data, scored in the original space."""
 
-import inspect
-
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context, clone
 from sklearn.decomposition import PCA
@@ -9,7 +7,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import GaussianDensity
+from ._base import GaussianDensity, sample_from
 from ._zca import ZCAWhitener
 
 __all__ = ["TransformedDensity", "log_abs_det_jacobian"]
@@ -190,10 +188,5 @@ class TransformedDensity(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         if not hasattr(self.density_, "sample"):
             raise ValueError(f"{type(self.density_).__name__} cannot be sampled.")
-        kwargs = {}
-        if "random_state" in inspect.signature(self.density_.sample).parameters:
-            kwargs["random_state"] = random_state
-        Z = self.density_.sample(n_samples, **kwargs)
-        if isinstance(Z, tuple):  # GaussianMixture returns (X, labels)
-            Z = Z[0]
+        Z = sample_from(self.density_, n_samples, random_state)
         return self.transformer_.inverse_transform(Z)
