@@ -8,6 +8,7 @@ TensorFlow is imported only by the models that need it.
 
 from ._base import GaussianDensity
 from ._covariance_selection import covariance_selection
+from ._deep_energy import DeepEnergyModel
 from ._masked_nce import MaskedGaussianCNCE, MaskedGaussianNCE
 from ._mle import MaskedGaussianMLE
 from ._score_matching import masked_score_matching
@@ -19,6 +20,7 @@ from .masks import check_mask, grid_mask
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeepEnergyModel",
     "GaussianDensity",
     "MaskedGaussianCNCE",
     "MaskedGaussianMLE",

@@ -1,0 +1,178 @@
+"""DeepEnergyModel (issue 5): analytic score matching, sampling, AIS."""
+
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf  # a runtime dependency of the energy model
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdensity import DeepEnergyModel
+from skdensity._energy_math import EnergyParams, annealed_importance_sampling, mala
+
+
+
+def random_params(D=5, H=4, K=3, sigma=1.0, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return EnergyParams(rng.normal(size=(H, D)) * scale, rng.normal(size=H),
+                        rng.normal(size=(K, H)) * scale, rng.normal(size=K),
+                        rng.normal(size=D) * 0.3, sigma)
+
+
+def tf_log_density(p, X):
+    X = tf.constant(X)
+    g = tf.sigmoid(tf.matmul(X, p.V.T) + p.a)
+    t = tf.matmul(g, p.W.T) + p.c
+    return -0.5 * tf.reduce_sum(X * X, 1) / p.sigma**2 + tf.linalg.matvec(X, p.b) + tf.reduce_sum(tf.nn.softplus(t), 1)
+
+
+def test_analytic_score_and_laplacian_equal_autodiff():
+    p = random_params(D=6, H=5, K=4, sigma=0.7)
+    X = np.random.default_rng(1).normal(size=(8, 6))
+    Xt = tf.constant(X)
+    with tf.GradientTape() as outer:
+        outer.watch(Xt)
+        with tf.GradientTape() as inner:
+            inner.watch(Xt)
+            g = tf.sigmoid(tf.matmul(Xt, p.V.T) + p.a)
+            t = tf.matmul(g, p.W.T) + p.c
+            logp = (-0.5 * tf.reduce_sum(Xt * Xt, 1) / p.sigma**2 + tf.linalg.matvec(Xt, p.b)
+                    + tf.reduce_sum(tf.nn.softplus(t), 1))
+        score = inner.gradient(logp, Xt)
+    hessian = outer.batch_jacobian(score, Xt)
+    np.testing.assert_allclose(p.log_unnormalized(X), logp.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(p.score(X), score.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(p.laplacian(X), np.trace(hessian.numpy(), axis1=1, axis2=2), rtol=1e-10, atol=1e-12)
+    # and the TensorFlow training code computes the same
+    from skdensity._energy_tf import score_and_laplacian
+
+    psi, lap = score_and_laplacian(tf, Xt, p.V, p.a, p.W, p.c, p.b, p.sigma)
+    np.testing.assert_allclose(psi.numpy(), score.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lap.numpy(), p.laplacian(X), rtol=1e-10, atol=1e-12)
+
+
+def test_sm_loss_parameter_gradient_matches_finite_differences():
+    from skdensity._energy_tf import sm_loss
+
+    p = random_params(D=4, H=3, K=2, sigma=1.3, seed=2)
+    X = np.random.default_rng(3).normal(size=(20, 4))
+    names = ["V", "a", "W", "c", "b"]
+    variables = [tf.Variable(getattr(p, n)) for n in names]
+    with tf.GradientTape() as tape:
+        loss = sm_loss(tf, tf.constant(X), variables, p.sigma)
+    grads = tape.gradient(loss, variables)
+    assert np.isclose(loss.numpy(), p.score_matching_loss(X).mean(), rtol=1e-12)
+    h = 1e-6
+    for name, grad in zip(names, grads):
+        base = getattr(p, name)
+        for idx in list(np.ndindex(base.shape))[:6]:
+            plus, minus = base.copy(), base.copy()
+            plus[idx] += h
+            minus[idx] -= h
+            f = []
+            for val in (plus, minus):
+                setattr(p, name, val)
+                f.append(p.score_matching_loss(X).mean())
+            setattr(p, name, base)
+            assert np.isclose(grad.numpy()[idx], (f[0] - f[1]) / (2 * h), rtol=1e-5, atol=1e-7), (name, idx)
+
+
+@pytest.mark.parametrize("objective", ["sm", "dsm", "ssm"])
+def test_learned_score_approaches_gaussian_score(objective):
+    rng = np.random.default_rng(0)
+    A = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.3, 0.5]])
+    X = rng.normal(size=(4000, 3)) @ A.T
+    P = np.linalg.inv(A @ A.T)
+    dem = DeepEnergyModel(n_hidden=8, n_experts=8, objective=objective, learning_rate=1e-2,
+                          max_epochs=30, noise_scale=0.2, n_ais_temperatures=100,
+                          random_state=0).fit(X)
+    if objective == "dsm":  # denoising matches the score of the noise-smoothed data
+        P = np.linalg.inv(A @ A.T + 0.2**2 * np.eye(3))
+    true = -(X[:500] - X.mean(0)) @ P
+    model = dem._params().score(X[:500])
+    rel = np.linalg.norm(model - true) / np.linalg.norm(true)
+    untrained = DeepEnergyModel(n_hidden=8, n_experts=8, max_epochs=1, learning_rate=1e-9,
+                                n_ais_temperatures=10, random_state=0).fit(X)
+    rel0 = np.linalg.norm(untrained._params().score(X[:500]) - true) / np.linalg.norm(true)
+    assert rel < 0.25 and rel < 0.4 * rel0, (rel, rel0)
+
+
+def test_mala_on_a_gaussian_model_matches_exact_moments():
+    p = random_params(D=3, sigma=0.8)
+    p.W[:] = 0.0  # experts switched off: N(sigma^2 b, sigma^2 I)
+    rng = np.random.default_rng(0)
+    X, rate, tau = mala(p, p.sample_base(4000, rng) + 3.0, 300, rng, adapt_steps=150)
+    assert 0.45 < rate < 0.7
+    np.testing.assert_allclose(X.mean(0), p.sigma**2 * p.b, atol=0.05)
+    np.testing.assert_allclose(np.cov(X.T), p.sigma**2 * np.eye(3), atol=0.05)
+
+
+def test_estimator_sampling_reports_acceptance():
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=2, n_ais_temperatures=20, random_state=0).fit(X)
+    Y, rate = dem.sample(200, random_state=1, n_steps=200, burn_in=200, return_acceptance=True)
+    assert Y.shape == (200, 3) and 0.4 < rate < 0.75
+    np.testing.assert_array_equal(Y, dem.sample(200, random_state=1, n_steps=200, burn_in=200))
+    assert dem.sample(5, method="ula", n_steps=50, burn_in=0, random_state=0).shape == (5, 3)
+    with pytest.raises(ValueError, match="method"):
+        dem.sample(2, method="hmc")
+    with pytest.raises(ValueError, match="n_samples"):
+        dem.sample(0)
+
+
+def test_ais_exact_without_experts_and_within_bounds():
+    p = random_params(D=4, K=3)
+    p.W[:] = 0.0  # the expert term is the constant sum softplus(c)
+    logz, se = annealed_importance_sampling(p, 50, 20, np.random.default_rng(0))
+    assert np.isclose(logz, p.base_log_partition() + np.logaddexp(0, p.c).sum(), atol=1e-10) and se < 1e-10
+    q = random_params(D=4, K=3, scale=2.0, seed=5)
+    logz, se = annealed_importance_sampling(q, 200, 200, np.random.default_rng(0))
+    low, high = q.log_partition_bounds()
+    assert low <= logz <= high
+
+
+def test_ais_matches_grid_integration_in_2d():
+    p = random_params(D=2, H=4, K=3, sigma=1.0, scale=2.0, seed=7)
+    grid = np.linspace(-8, 8, 801)
+    G = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
+    from scipy.special import logsumexp
+
+    exact = logsumexp(p.log_unnormalized(G)) + 2 * np.log(grid[1] - grid[0])
+    logz, se = annealed_importance_sampling(p, 500, 500, np.random.default_rng(0))
+    assert abs(logz - exact) < 0.05 and se < 0.05, (logz, exact, se)
+
+
+@parametrize_with_checks([DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=2, batch_size=20,
+                                          n_ais_chains=20, n_ais_temperatures=20, random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_reproducible_persistent_and_tensorflow_free_state(tmp_path):
+    import joblib
+
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    kw = dict(n_hidden=4, n_experts=4, max_epochs=3, n_ais_temperatures=20, random_state=3)
+    a, b = DeepEnergyModel(**kw).fit(X), DeepEnergyModel(**kw).fit(X)
+    np.testing.assert_array_equal(a.filters_, b.filters_)
+    assert a.log_partition_ == b.log_partition_
+    assert all(type(v).__module__.split(".")[0] in ("numpy", "builtins") for v in vars(a).values())
+    joblib.dump(a, tmp_path / "m.joblib")
+    for other in (pickle.loads(pickle.dumps(a)), joblib.load(tmp_path / "m.joblib"), clone(a).fit(X)):
+        np.testing.assert_array_equal(other.score_samples(X), a.score_samples(X))
+    search = GridSearchCV(DeepEnergyModel(**kw), {"sigma": [0.5, 1.0]}, cv=2, n_jobs=2).fit(X)
+    assert search.best_params_["sigma"] in (0.5, 1.0)
+
+
+def test_bad_parameters_and_non_finite_training():
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    for bad in (dict(sigma=0.0), dict(sigma=-1.0), dict(n_hidden=0), dict(n_experts=0)):
+        with pytest.raises(ValueError):
+            DeepEnergyModel(**bad).fit(X)
+    with pytest.raises(FloatingPointError, match="epoch 1.*learning_rate"):
+        DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1).fit(X * 1e30)
+    dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1, n_ais_temperatures=10).fit(X)
+    with pytest.raises(ValueError, match="3 features"):
+        dem.score_samples(X[:, :2])
