@@ -32,8 +32,10 @@ class DeepEnergyModel(DensityMixin, BaseEstimator):
     :math:`N(\sigma^2 b, \sigma^2 I)`, so ``score_samples`` is a normalised
     log-density comparable with the Gaussian models'.
 
-    Training runs in ``dtype`` (float32 by default: parameters agree with a
-    float64 run to about 1e-5 relative); all inference (``score_samples``,
+    Training runs in ``dtype`` (float32 by default; measured: after 200 Adam
+    steps on 5-dimensional data the parameters are within 2e-6 of a float64
+    run, relative to their size, and a test holds them within 1e-4; longer
+    runs may drift further apart); all inference (``score_samples``,
     sampling, AIS) runs in float64 numpy on the stored parameters, so results
     do not depend on batch composition. The fitted state is numpy arrays
     only: the estimator pickles and clones without TensorFlow objects.

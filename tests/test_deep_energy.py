@@ -176,3 +176,31 @@ def test_bad_parameters_and_non_finite_training():
     dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1, n_ais_temperatures=10).fit(X)
     with pytest.raises(ValueError, match="3 features"):
         dem.score_samples(X[:, :2])
+
+
+def test_float32_training_tolerance():
+    X = np.random.default_rng(0).normal(size=(2000, 5))
+    kw = dict(n_hidden=8, n_experts=8, max_epochs=10, learning_rate=1e-2, validation_fraction=0.0,
+              n_ais_temperatures=20, random_state=0)
+    a = DeepEnergyModel(dtype="float32", **kw).fit(X)
+    b = DeepEnergyModel(dtype="float64", **kw).fit(X)
+    for name in ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_"):
+        A, B = getattr(a, name), getattr(b, name)
+        assert np.abs(A - B).max() <= 1e-4 * max(np.abs(B).max(), 1e-3), name
+
+
+def test_warm_start_and_score_matching_loss():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 3)) * [1.0, 0.5, 2.0]
+    kw = dict(n_hidden=6, n_experts=6, max_epochs=3, learning_rate=1e-2, validation_fraction=0.0,
+              n_ais_temperatures=20, random_state=0)
+    dem = DeepEnergyModel(warm_start=True, **kw).fit(X)
+    first = dem.score_matching_loss(X)
+    filters = dem.filters_.copy()
+    dem.fit(X)  # continues from the fitted parameters
+    assert dem.score_matching_loss(X) < first
+    cold = DeepEnergyModel(**kw).fit(X)
+    np.testing.assert_array_equal(cold.filters_, DeepEnergyModel(**kw).fit(X).filters_)
+    assert not np.array_equal(dem.filters_, filters)
+    # the Hyvärinen score is the per-sample objective of the float64 model
+    assert np.isclose(dem.score_matching_loss(X), dem._params().score_matching_loss(X).mean())
