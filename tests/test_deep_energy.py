@@ -204,3 +204,15 @@ def test_warm_start_and_score_matching_loss():
     assert not np.array_equal(dem.filters_, filters)
     # the Hyvärinen score is the per-sample objective of the float64 model
     assert np.isclose(dem.score_matching_loss(X), dem._params().score_matching_loss(X).mean())
+
+
+def test_early_stopping_on_the_held_out_objective(capsys):
+    X = np.random.default_rng(0).normal(size=(1000, 3))
+    dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=40, learning_rate=1e-2, tol=0.5,
+                          n_iter_no_change=2, n_ais_temperatures=10, random_state=0, verbose=1).fit(X)
+    # a 50% improvement per epoch is impossible for long: it stops early
+    assert dem.n_iter_ < 40 and len(dem.validation_scores_) == dem.n_iter_ == len(dem.loss_curve_)
+    assert capsys.readouterr().out.count("[DeepEnergyModel] epoch") == dem.n_iter_
+    no_val = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=3, validation_fraction=0.0,
+                             n_ais_temperatures=10, random_state=0).fit(X)
+    assert no_val.n_iter_ == 3 and len(no_val.validation_scores_) == 0
