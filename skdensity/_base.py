@@ -40,6 +40,26 @@ def resolve_image_shape(image_shape, n_features):
     return shape
 
 
+class MeanLogLikelihoodMixin:
+    """``score`` as the mean of ``score_samples``, for every density here."""
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of ``X`` (nats per sample).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+
 def check_n_samples(n_samples):
     """Validate the ``n_samples`` argument of ``sample``."""
     if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
@@ -89,7 +109,7 @@ def merge_moments(a, b):
     return n, mean, C
 
 
-class BaseGaussian(DensityMixin, BaseEstimator):
+class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     """Gaussian density estimated from sufficient statistics (abstract).
 
     Parameters are documented on the concrete estimators. Subclasses set up
@@ -223,22 +243,6 @@ class BaseGaussian(DensityMixin, BaseEstimator):
         return -0.5 * np.einsum("ij,ij->i", z, z) + 0.5 * (
             log_det - L.shape[0] * np.log(2 * np.pi)
         )
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of ``X`` (nats per sample).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None, method="cholesky"):
         """Draw samples from the fitted Gaussian.

@@ -8,13 +8,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import check_n_samples
+from ._base import MeanLogLikelihoodMixin, check_n_samples
 from ._energy_math import EnergyParams, annealed_importance_sampling, mala
 
 _PARAM_NAMES = ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_")
 
 
-class DeepEnergyModel(DensityMixin, BaseEstimator):
+class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     r"""Two-layer energy model trained by score matching, normalised by AIS.
 
     .. math::
@@ -279,20 +279,6 @@ class DeepEnergyModel(DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
         """
         return self._params().log_unnormalized(self._validate(X)) - self.log_partition_
-
-    def score(self, X, y=None):
-        """Mean normalised log-likelihood.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def score_matching_loss(self, X):
         """Hyvärinen score of ``X`` (lower is better); needs no normaliser.

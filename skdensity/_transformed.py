@@ -7,7 +7,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import GaussianDensity, sample_from
+from ._base import GaussianDensity, MeanLogLikelihoodMixin, sample_from
 from ._zca import ZCAWhitener
 
 __all__ = ["TransformedDensity", "log_abs_det_jacobian"]
@@ -72,7 +72,7 @@ def log_abs_det_jacobian(transformer, X):
     )
 
 
-class TransformedDensity(DensityMixin, BaseEstimator):
+class TransformedDensity(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     r"""A density fitted on transformed data, scored in the original space.
 
     ``score_samples(x) = density.score_samples(T(x)) + log|det J_T(x)|``
@@ -157,20 +157,6 @@ class TransformedDensity(DensityMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         Z = self.transformer_.transform(X)
         return self.density_.score_samples(Z) + log_abs_det_jacobian(self.transformer_, X)
-
-    def score(self, X, y=None):
-        """Mean log-likelihood in the original space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None):
         """Sample the density and map back with ``inverse_transform``.

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import check_n_samples, data_moments
+from ._base import MeanLogLikelihoodMixin, check_n_samples, data_moments
 from .exceptions import IllConditionedWarning
 
 __all__ = ["ZCAWhitener", "zca_whitening"]
@@ -117,7 +117,9 @@ def zca_whitening(covariance=None, *, precision=None, eps=0.1, relative_eps=True
     return whitening, dewhitening, lam, eps_abs
 
 
-class ZCAWhitener(OneToOneFeatureMixin, TransformerMixin, DensityMixin, BaseEstimator):
+class ZCAWhitener(
+    MeanLogLikelihoodMixin, OneToOneFeatureMixin, TransformerMixin, DensityMixin, BaseEstimator
+):
     """ZCA whitening with an empirical or learned covariance; also a Gaussian.
 
     ``transform(X) = (X - location_) @ whitening_`` with the symmetric
@@ -279,20 +281,6 @@ class ZCAWhitener(OneToOneFeatureMixin, TransformerMixin, DensityMixin, BaseEsti
             - 0.5 * Z.shape[1] * np.log(2 * np.pi)
             + self.log_abs_det_jacobian_
         )
-
-    def score(self, X, y=None):
-        """Mean log-likelihood of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None):
         """Draw from ``N(location_, covariance_)``.
