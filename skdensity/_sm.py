@@ -73,8 +73,9 @@ class MaskedGaussianSM(BaseMaskedGaussian):
         not have been a valid Gaussian).
     n_active_ : int
         Number of eigen-directions pinned at ``eps_``.
-    dual_factor_ : ndarray of shape (n_features, n_active_)
-        Low-rank factor of the constraint's multiplier (warm starts).
+    dual_factor_ : ndarray of shape (n_features, r)
+        Low-rank factor of the constraint's multiplier (warm starts); its
+        ``r`` columns cover the ``n_active_`` pinned directions.
     kkt_residual_ : float
         Relative KKT residual (optimality certificate).
     min_eigenvalue_ : float
