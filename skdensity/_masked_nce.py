@@ -266,6 +266,8 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         pairs = MaskPairs(self.mask_)
         m = pairs.n_pairs
         noise = self._fit_noise(X)
+        # The model's mean is the data's (location_), not the smoothed draw's.
+        centre = X.mean(axis=0) if not self.assume_centered else 0.0
         X = _smooth(X, self.reg, rng)
         n_noise = max(1, int(round(self.noise_ratio * len(X))))
         Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
@@ -279,7 +281,6 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
                 "The noise density is zero (log-density -inf) at some data or noise "
                 "samples; NCE needs a noise with full support, e.g. a Gaussian kernel."
             )
-        centre = X.mean(axis=0) if not self.assume_centered else 0.0
         Phi_x = pairs.quadratic_features(X - centre)
         Phi_y = pairs.quadratic_features(Y - centre)
         b_x = -np.log(nu) - log_pn_x
@@ -454,8 +455,8 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
     def _estimate_precision(self, S, warm_start, X=None):
         rng = check_random_state(self.random_state)
         pairs = MaskPairs(self.mask_)
-        X = _smooth(X, self.reg, rng)
         centre = 0.0 if self.assume_centered else X.mean(axis=0)
+        X = _smooth(X, self.reg, rng)
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
         xi = rng.standard_normal(Xr.shape)
         if self.noise_shape == "covariance":
