@@ -240,3 +240,12 @@ def test_zca_persistence_and_bad_n_samples(tmp_path):
         np.testing.assert_array_equal(other.score_samples(X), zca.score_samples(X))
     with pytest.raises(ValueError, match="n_samples"):
         zca.sample(0)
+
+
+def test_whitening_with_an_nce_precision():
+    from skdensity import MaskedGaussianNCE
+
+    X = correlated(n=800, d=4)
+    zca = ZCAWhitener(eps=0.0, covariance_estimator=MaskedGaussianNCE(noise_ratio=2, random_state=0)).fit(X)
+    P = zca.covariance_estimator_.precision_
+    np.testing.assert_allclose(zca.whitening_ @ zca.whitening_, P, rtol=1e-8, atol=1e-10)  # W = Lambda^(1/2)
