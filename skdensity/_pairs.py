@@ -20,20 +20,84 @@ def as_pairs(mask):
 def bottom_eig(A, k=1):
     """The ``k`` smallest eigenpairs of a symmetric matrix (dense or sparse).
 
-    Large sparse matrices use Lanczos (about twice as fast as a dense
-    tridiagonalisation at 784 pixels) from a fixed start vector, so results
-    are reproducible; small ones use LAPACK.
+    Large sparse matrices that are narrowly banded (grid masks are:
+    bandwidth 29 at 28x28) use shift-invert Lanczos below the spectrum: a
+    banded Cholesky factorisation that succeeds proves a shift lies below
+    the smallest eigenvalue (Sylvester's inertia), bisection between
+    Gershgorin's bound and zero brings it close, and a few cheap triangular
+    solves then converge (measured 8 ms against 35 ms for plain Lanczos at
+    784 pixels). Other large sparse matrices use plain Lanczos; small ones
+    LAPACK. ARPACK starts from a fixed vector, so results are reproducible.
     """
     D = A.shape[0]
     k = min(k, D)
     if sp.issparse(A) and D > 200:
-        from scipy.sparse.linalg import eigsh
+        from scipy.sparse.linalg import LinearOperator, eigsh
 
-        w, U = eigsh(A, k=k, which="SA", tol=0, v0=np.ones(D))
+        ab = _upper_band(A)
+        shift, factor = _shift_below_spectrum(ab) if ab is not None else (None, None)
+        if factor is not None:
+            op = LinearOperator((D, D), matvec=lambda v: la.cho_solve_banded((factor, False), v),
+                                dtype=float)
+            w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0, v0=np.ones(D))
+        else:
+            w, U = eigsh(A, k=k, which="SA", tol=0, v0=np.ones(D))
         order = np.argsort(w)
         return w[order], U[:, order]
     A = A.toarray() if sp.issparse(A) else A
     return la.eigh(A, subset_by_index=[0, k - 1])
+
+
+def _upper_band(A):
+    """``A`` (sparse, symmetric) in LAPACK's upper banded storage, or None
+    when the band is too wide to beat a dense factorisation."""
+    A = sp.coo_array(A)
+    upper = A.row <= A.col
+    rows, cols, vals = A.row[upper], A.col[upper], A.data[upper]
+    u = int((cols - rows).max(initial=0))
+    if u > A.shape[0] // 8:
+        return None
+    ab = np.zeros((u + 1, A.shape[0]))
+    ab[u + rows - cols, cols] = vals
+    return ab
+
+
+def _banded_cholesky(ab, shift):
+    """Cholesky factor of ``A - shift I`` (banded), or None if not positive definite."""
+    shifted = ab.copy()
+    shifted[-1] -= shift
+    try:
+        return la.cholesky_banded(shifted, lower=False)
+    except la.LinAlgError:
+        return None
+
+
+def _shift_below_spectrum(ab, n_bisect=10):
+    """A shift just below the smallest eigenvalue and the factor of ``A - shift I``."""
+    factor = _banded_cholesky(ab, 0.0)
+    if factor is not None:
+        return 0.0, factor
+    # Gershgorin: lambda_min >= min_i (a_ii - sum_j |a_ij|); both triangles.
+    u = ab.shape[0] - 1
+    radius = np.zeros(ab.shape[1])
+    for d in range(1, u + 1):
+        band = np.abs(ab[u - d, d:])  # entries (i, i + d)
+        radius[:-d] += band
+        radius[d:] += band
+    lo = float(np.min(ab[-1] - radius))
+    lo -= 1e-8 * max(1.0, abs(lo))
+    factor = _banded_cholesky(ab, lo)
+    if factor is None:  # rounding at a singular bound: give up on the shift
+        return None, None
+    hi = 0.0  # not positive definite at zero
+    for _ in range(n_bisect):
+        mid = 0.5 * (lo + hi)
+        f = _banded_cholesky(ab, mid)
+        if f is None:
+            hi = mid
+        else:
+            lo, factor = mid, f
+    return lo, factor
 
 
 class MaskPairs:
@@ -59,6 +123,16 @@ class MaskPairs:
         self._offset_groups = (
             [(int(o), np.flatnonzero(offsets == o)) for o in uniq] if uniq.size <= 32 else None
         )
+        # CSR layout of the symmetric pattern, built once: to_sparse then only
+        # gathers theta (a COO-to-CSR conversion per call cost more than the
+        # sparse products it fed).
+        order = sp.csr_array(
+            (np.arange(1, self._sym_rows.size + 1), (self._sym_rows, self._sym_cols)),
+            shape=mask.shape,
+        )
+        order.sort_indices()
+        self._csr_take = self._sym_take[order.data - 1]
+        self._csr_indices, self._csr_indptr = order.indices, order.indptr
         graph = sp.csr_array(mask)
         self.indptr, self.indices = graph.indptr, graph.indices
         # Pair id of every (i, j) in the mask, either order; -1 outside.
@@ -70,7 +144,7 @@ class MaskPairs:
         """The symmetric matrix with free entries ``theta``, as CSR."""
         D = self.n_features
         return sp.csr_array(
-            (theta[self._sym_take], (self._sym_rows, self._sym_cols)), shape=(D, D)
+            (theta[self._csr_take], self._csr_indices, self._csr_indptr), shape=(D, D)
         )
 
     def to_dense(self, theta):
@@ -97,6 +171,18 @@ class MaskPairs:
         out = np.empty(self.n_pairs)
         for o, idx in self._offset_groups:
             dots = np.einsum("ij,ij->i", A[: D - o], B[o:])
+            out[idx] = dots[self.rows[idx]]
+        return out
+
+    def col_dots(self, A, B):
+        """``(A.T @ B)[a, b]`` for every free entry ``(a, b)``, without forming
+        it or transposing either operand (column dots of C-ordered arrays)."""
+        if self._offset_groups is None:
+            return np.einsum("ki,ki->i", A[:, self.rows], B[:, self.cols])
+        D = self.n_features
+        out = np.empty(self.n_pairs)
+        for o, idx in self._offset_groups:
+            dots = np.einsum("ki,ki->i", A[:, : D - o], B[:, o:])
             out[idx] = dots[self.rows[idx]]
         return out
 
