@@ -121,11 +121,14 @@ def main():
                                     title=f"samples ({method}); rows: " + ", ".join(models)),
                     f"ex1_samples_{method}.png")
         report.append(f"![samples {method}]({name})")
-    fig, axes = matplotlib.pyplot.subplots(1, 3, figsize=(12, 4))
+    # Figures 5-7: the empirical precision (dense) against every learned one
+    # (zero off the 4- or 8-pixel neighbourhood), first 200 pixels each.
+    fig, axes = matplotlib.pyplot.subplots(3, 3, figsize=(12, 12))
     emp = np.linalg.inv(sm8.empirical_covariance_ + sm8.reg * np.eye(784))
-    for ax, (title, M) in zip(axes, [("empirical precision", emp), ("SM (8)", sm8.precision_),
-                                     ("MLE (8)", models["MLE (8)"].precision_)]):
-        plot_matrix(M[:200, :200], ax=ax, title=title + ", first 200 pixels")
+    panels = [("empirical precision (inverse of S + reg I)", emp)]
+    panels += [(name, est.precision_) for name, est in models.items()]
+    for ax, (title, M) in zip(axes.ravel(), panels):
+        plot_matrix(M[:200, :200], ax=ax, title=title)
     report.append(f"![precisions]({save(fig, 'ex1_precisions.png')})")
     ax = plot_loss_curves(curves, title="NCE / cNCE loss")
     report += [f"![curves]({save(ax.figure, 'ex1_curves.png')})", ""]

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseMaskedGaussian, GaussianDensity, sample_from
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
-from ._pairs import MaskPairs
+from ._pairs import MaskPairs, QuadraticFeatures
 from ._pd_constraint import minimize_pd
 from ._score_matching import masked_score_matching, resolve_eps, score_matching_hessian
 from .exceptions import SeparableNoiseWarning
@@ -25,6 +25,8 @@ from .exceptions import SeparableNoiseWarning
 _SEPARABLE = 0.99
 # NCE stops after this many consecutive iterations at separable accuracy.
 _SEPARATED_ITERATIONS = 50
+# precompute="auto" stores the quadratic features up to this many bytes.
+_FEATURE_MEMORY = 2**30
 
 
 def _feasible_start(S, pairs, eps):
@@ -116,7 +118,14 @@ class _BaseMaskedNCE(BaseMaskedGaussian):
         **BaseMaskedGaussian._parameter_constraints,
         "eps": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
+        "precompute": [StrOptions({"auto"}), "boolean"],
     }
+
+    def _feature_budget(self, total_bytes):
+        """``max_bytes`` for QuadraticFeatures: store all or nothing."""
+        if self.precompute == "auto":
+            return np.inf if total_bytes <= _FEATURE_MEMORY else 0
+        return np.inf if self.precompute else 0
 
     def _finish(self, theta, info, pairs, loss_curve):
         precision = pairs.to_dense(theta)
@@ -179,6 +188,12 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         Relative duality-gap target of the barrier method.
     max_iter : int, default=3000
         Maximum number of L-BFGS iterations.
+    precompute : "auto" or bool, default="auto"
+        Store the design matrix of quadratic features (``n_samples x
+        n_pairs`` floats; one BLAS pass per product) or recompute it from
+        the samples on every product (memory of the samples only, each
+        product about 3-4 times slower). ``"auto"`` stores it when it takes
+        at most 1 GiB.
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
@@ -225,7 +240,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
     def __init__(
         self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
         noise="gaussian", noise_ratio=10, eps="auto", tol=1e-7, max_iter=3000,
-        random_state=None, verbose=0,
+        precompute="auto", random_state=None, verbose=0,
     ):
         self.image_shape = image_shape
         self.connectivity = connectivity
@@ -237,6 +252,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         self.eps = eps
         self.tol = tol
         self.max_iter = max_iter
+        self.precompute = precompute
         self.random_state = random_state
         self.verbose = verbose
 
@@ -281,8 +297,9 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
                 "The noise density is zero (log-density -inf) at some data or noise "
                 "samples; NCE needs a noise with full support, e.g. a Gaussian kernel."
             )
-        Phi_x = pairs.quadratic_features(X - centre)
-        Phi_y = pairs.quadratic_features(Y - centre)
+        budget = self._feature_budget((len(X) + len(Y)) * m * 8)
+        Phi_x = QuadraticFeatures(pairs, X - centre, max_bytes=budget)
+        Phi_y = QuadraticFeatures(pairs, Y - centre, max_bytes=budget)
         b_x = -np.log(nu) - log_pn_x
         b_y = -np.log(nu) - log_pn_y
         self._eps = resolve_eps(self.eps, S)
@@ -388,6 +405,12 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         Relative duality-gap target of the barrier method.
     max_iter : int, default=3000
         Maximum number of L-BFGS iterations.
+    precompute : "auto" or bool, default="auto"
+        Store the design matrix of quadratic features (``n_samples x
+        n_pairs`` floats; one BLAS pass per product) or recompute it from
+        the samples on every product (memory of the samples only, each
+        product about 3-4 times slower). ``"auto"`` stores it when it takes
+        at most 1 GiB.
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
@@ -429,7 +452,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
     def __init__(
         self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
         noise_shape="covariance", noise_scale="auto", n_noise_draws=5, eps="auto", tol=1e-7,
-        max_iter=3000, random_state=None, verbose=0,
+        max_iter=3000, precompute="auto", random_state=None, verbose=0,
     ):
         self.image_shape = image_shape
         self.connectivity = connectivity
@@ -442,15 +465,14 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         self.eps = eps
         self.tol = tol
         self.max_iter = max_iter
+        self.precompute = precompute
         self.random_state = random_state
         self.verbose = verbose
 
     @staticmethod
-    def _pair_features(pairs, Xr, direction, scale):
+    def _pair_features(pairs, Xr, direction, scale, max_bytes=np.inf):
         """Features of log p(x) - log p(x + scale * direction), per pair."""
-        Phi = pairs.quadratic_features(Xr)
-        Phi -= pairs.quadratic_features(Xr + scale * direction)
-        return Phi
+        return QuadraticFeatures(pairs, Xr, direction, scale, max_bytes=max_bytes)
 
     def _estimate_precision(self, S, warm_start, X=None):
         rng = check_random_state(self.random_state)
@@ -473,7 +495,8 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
             scale = self._auto_scale(pairs, Xr, direction, theta0)
         else:
             scale = float(self.noise_scale)
-        Phi = self._pair_features(pairs, Xr, direction, scale)
+        Phi = self._pair_features(pairs, Xr, direction, scale,
+                                  self._feature_budget(len(Xr) * pairs.n_pairs * 8))
         log2, s2 = np.log(2.0), scale**2
         cache, curve = {}, []
 

@@ -218,3 +218,102 @@ class MaskPairs:
         k = self.indices[np.repeat(self.indptr[second], deg) + offset]
         q = self.pair_id[k, np.repeat(second, deg)]
         return p, k, q
+
+
+class QuadraticFeatures:
+    """The NCE design matrix ``Phi`` as an operator: ``Phi @ theta``, ``Phi.T @ d``.
+
+    Row ``i`` holds the quadratic features of ``U[i]`` (see
+    :meth:`MaskPairs.quadratic_features`), minus those of
+    ``U[i] + scale * direction[i]`` when a direction is given (conditional
+    NCE's pairs). The matrix has ``n_samples * n_pairs`` entries: 290 MB for
+    8,000 MNIST digits, 18 GB for 500,000 noise samples. It is stored when it
+    fits in ``max_bytes`` (then each product is one BLAS pass) and otherwise
+    recomputed in row chunks on every product from the samples themselves,
+    along the mask's pixel offsets: memory stays at the size of the data,
+    each product costs about 3-4 times a stored one (measured on 16,000
+    digits: 145 ms against 40 ms for both products).
+    """
+
+    def __init__(self, pairs, U, direction=None, scale=0.0, *, max_bytes=2**30, chunk=2048):
+        self.pairs = pairs
+        self.U = np.ascontiguousarray(U, dtype=float)
+        self.direction = None if direction is None else np.ascontiguousarray(direction, dtype=float)
+        self.scale = float(scale)
+        self.chunk = chunk
+        self.shape = (self.U.shape[0], pairs.n_pairs)
+        self.stored = self.shape[0] * self.shape[1] * 8 <= max_bytes
+        self._Phi = self._block(slice(None)) if self.stored else None
+
+    def _rows(self, sl):
+        """The samples of a row block and their shifted copies (or None)."""
+        Uc = self.U[sl]
+        Vc = None if self.direction is None else Uc + self.scale * self.direction[sl]
+        return Uc, Vc
+
+    def _block(self, sl):
+        Uc, Vc = self._rows(sl)
+        Phi = self.pairs.quadratic_features(Uc)
+        if Vc is not None:
+            Phi -= self.pairs.quadratic_features(Vc)
+        return Phi
+
+    def __matmul__(self, theta):
+        if self._Phi is not None:
+            return self._Phi @ theta
+        pairs, D = self.pairs, self.pairs.n_features
+        out = np.empty(self.shape[0])
+        tw = -0.5 * pairs.weights * theta
+        groups = pairs._offset_groups
+        if groups is not None:  # theta along each offset, as a vector over pixels
+            vecs = []
+            for o, idx in groups:
+                v = np.zeros(D - o)
+                v[pairs.rows[idx]] = tw[idx]
+                vecs.append((o, v))
+        for i in range(0, self.shape[0], self.chunk):
+            sl = slice(i, i + self.chunk)
+            if groups is None:
+                out[sl] = self._block(sl) @ theta
+                continue
+            acc = 0.0
+            for sign, W in zip((1.0, -1.0), self._rows(sl)):
+                if W is not None:
+                    acc = acc + sign * sum((W[:, : D - o] * W[:, o:]) @ v for o, v in vecs)
+            out[sl] = acc
+        return out
+
+    def rmatvec(self, d):
+        """``Phi.T @ d``: the d-weighted second moments on the mask."""
+        if self._Phi is not None:
+            return self._Phi.T @ d
+        pairs, D = self.pairs, self.pairs.n_features
+        out = np.zeros(self.shape[1])
+        groups = pairs._offset_groups
+        for i in range(0, self.shape[0], self.chunk):
+            sl = slice(i, i + self.chunk)
+            if groups is None:
+                out += self._block(sl).T @ d[sl]
+                continue
+            for sign, W in zip((1.0, -1.0), self._rows(sl)):
+                if W is None:
+                    continue
+                dW = d[sl, None] * W
+                for o, idx in groups:
+                    dots = np.einsum("ki,ki->i", W[:, : D - o], dW[:, o:])
+                    out[idx] += sign * dots[pairs.rows[idx]]
+        if groups is not None:
+            out *= -0.5 * pairs.weights
+        return out
+
+    @property
+    def T(self):
+        return _Transposed(self)
+
+
+class _Transposed:
+    def __init__(self, op):
+        self.op = op
+
+    def __matmul__(self, d):
+        return self.op.rmatvec(d)

@@ -18,7 +18,7 @@ from skdensity import (
     masked_score_matching,
 )
 from skdensity._nce import cnce_loss, nce_loss
-from skdensity._pairs import MaskPairs
+from skdensity._pairs import MaskPairs, QuadraticFeatures
 from skdensity._pd_constraint import minimize_pd
 from skdensity._score_matching import score_matching_hessian
 from skdensity.exceptions import SeparableNoiseWarning
@@ -72,6 +72,46 @@ def test_quadratic_features_are_the_log_density():
     theta = pairs.from_dense(P)
     np.testing.assert_allclose(pairs.quadratic_features(U) @ theta,
                                -0.5 * np.einsum("ij,jk,ik->i", U, P, U))
+
+
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_feature_operator_recomputed_equals_stored(graph, shifted):
+    # Recomputing the design matrix in chunks (memory of the data only) must
+    # give the stored matrix's products: along pixel offsets for grid masks,
+    # by row blocks for any other graph.
+    rng = np.random.default_rng(0)
+    if graph:
+        mask = rng.random((20, 20)) < 0.2
+        mask = mask | mask.T | np.eye(20, dtype=bool)
+    else:
+        mask = grid_mask((5, 6), 8)
+    pairs = MaskPairs(mask)
+    U = rng.normal(size=(3001, pairs.n_features))
+    direction = rng.normal(size=U.shape) if shifted else None
+    theta, d = rng.normal(size=pairs.n_pairs), rng.normal(size=len(U))
+    stored = QuadraticFeatures(pairs, U, direction, 0.3)
+    streamed = QuadraticFeatures(pairs, U, direction, 0.3, max_bytes=0, chunk=500)
+    assert stored.stored and not streamed.stored
+    Phi = pairs.quadratic_features(U)
+    if shifted:
+        Phi = Phi - pairs.quadratic_features(U + 0.3 * direction)
+    np.testing.assert_allclose(stored @ theta, Phi @ theta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(streamed @ theta, Phi @ theta, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(streamed.T @ d, Phi.T @ d, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("Est", [MaskedGaussianNCE, MaskedGaussianCNCE])
+def test_precompute_false_gives_the_same_fit(Est):
+    P, _ = random_gmrf((5, 5), seed=1)
+    X = sample_gmrf(P, 600, seed=2)
+    kw = dict(random_state=0, max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = Est(precompute=True, **kw).fit(X)
+        b = Est(precompute=False, **kw).fit(X)
+    np.testing.assert_allclose(b.precision_, a.precision_, rtol=1e-7, atol=1e-9)
+    assert b.n_iter_ == a.n_iter_
 
 
 def test_barrier_solver_agrees_with_score_matching_dual():
