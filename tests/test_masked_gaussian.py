@@ -243,8 +243,6 @@ def test_sm_certified_on_natural_patches_with_small_reg():
     # five decades; the dual's line search used to stall on rounding at a
     # KKT residual of 1e-5 (ConvergenceWarning). The rank-one polish must
     # certify the optimum.
-    from sklearn.exceptions import ConvergenceWarning
-
     from skdensity.datasets import extract_patches, load_natural_images
 
     P = extract_patches(load_natural_images().images, (28, 28), 50000, random_state=0)
