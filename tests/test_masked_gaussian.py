@@ -245,7 +245,8 @@ def test_sm_certified_on_natural_patches_with_small_reg():
     # certify the optimum.
     from skdensity.datasets import extract_patches, load_natural_images
 
-    P = extract_patches(load_natural_images().images, (28, 28), 50000, random_state=0)
+    # the reproduction's training patches (a stall case of the old solver)
+    P = extract_patches(load_natural_images().images, (28, 28), 52000, random_state=0)[:50000]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         sm = MaskedGaussianSM(reg=1e-3).fit(P)
