@@ -209,7 +209,7 @@ def masked_score_matching(
             kkt = _sm_certificate(S, theta, lam[0], V, eps, pairs)["kkt_residual"]
             if kkt > tol and r == 1:
                 theta, V, lam, U, kkt = _polish_rank_one(
-                    S, theta0, V, lam, U, kkt, eps, pairs, lu, escape)
+                    S, theta0, theta, V, lam, U, kkt, eps, pairs, lu, escape)
             if verbose:
                 print(f"[score matching] rank {r}: {res.nit} L-BFGS iterations, "
                       f"min eigenvalue {lam[0]:.6g} (eps {eps:.6g}), KKT {kkt:.2e}")
@@ -240,7 +240,7 @@ def masked_score_matching(
     return precision, info
 
 
-def _polish_rank_one(S, theta0, V, lam, U, kkt, eps, pairs, lu, escape, max_steps=10):
+def _polish_rank_one(S, theta0, theta, V, lam, U, kkt, eps, pairs, lu, escape, max_steps=10):
     """Finish a rank-one dual where L-BFGS stalls on rounding.
 
     Near the optimum the dual value changes below machine precision (on
