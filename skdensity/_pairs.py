@@ -11,7 +11,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from ._banded import shift_below_spectrum, upper_band
+from ._banded import shift_below_spectrum, single_threaded, upper_band
 
 
 def as_pairs(mask):
@@ -41,7 +41,8 @@ def bottom_eig(A, k=1):
         if factor is not None:
             op = LinearOperator((D, D), matvec=lambda v: la.cho_solve_banded((factor, False), v),
                                 dtype=float)
-            w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0, v0=np.ones(D))
+            with single_threaded():  # many small triangular solves
+                w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0, v0=np.ones(D))
         else:
             w, U = eigsh(A, k=k, which="SA", tol=0, v0=np.ones(D))
         order = np.argsort(w)
