@@ -11,7 +11,7 @@ Run: ``python3 benchmarks/bench_nce.py --data mnist``
 Memory: stored features take ``(1 + nu) * n_train * n_pairs`` floats for
 NCE (2.6 GB for nu = 10 on MNIST, 3.6 GB for nu = 1 on 50,000 patches) and
 ``2 * n_noise_draws * n_train * n_pairs`` for cNCE. The estimators store
-them up to 1 GiB and otherwise recompute them on every product
+them up to 4 GiB and otherwise recompute them on every product
 (``precompute="auto"``); ``--precompute`` stores them whatever their size
 (faster, if the machine has the memory).
 """

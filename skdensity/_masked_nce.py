@@ -26,7 +26,7 @@ _SEPARABLE = 0.99
 # NCE stops after this many consecutive iterations at separable accuracy.
 _SEPARATED_ITERATIONS = 50
 # precompute="auto" stores the quadratic features up to this many bytes.
-_FEATURE_MEMORY = 2**30
+_FEATURE_MEMORY = 4 * 2**30
 
 
 def _feasible_start(S, pairs, eps):
@@ -193,7 +193,8 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         n_pairs`` floats; one BLAS pass per product) or recompute it from
         the samples on every product (memory of the samples only, each
         product about 3-4 times slower). ``"auto"`` stores it when it takes
-        at most 1 GiB.
+        at most 4 GiB (MNIST-sized problems at the default settings; 50,000
+        natural patches are recomputed).
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
@@ -410,7 +411,8 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         n_pairs`` floats; one BLAS pass per product) or recompute it from
         the samples on every product (memory of the samples only, each
         product about 3-4 times slower). ``"auto"`` stores it when it takes
-        at most 1 GiB.
+        at most 4 GiB (MNIST-sized problems at the default settings; 50,000
+        natural patches are recomputed).
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
