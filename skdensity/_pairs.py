@@ -7,6 +7,8 @@ product of two masked matrices is ``sum(weights * x * y)`` with weight 1 on
 the diagonal and 2 off it.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
@@ -150,10 +152,16 @@ class MaskPairs:
         UT = np.ascontiguousarray(np.asarray(U, dtype=float).T)
         out = np.empty((self.n_pairs, UT.shape[1]))
         scale = -0.5 * self.weights
-        for i in range(0, self.n_pairs, block):
-            sl = slice(i, i + block)
+
+        def fill(start):
+            sl = slice(start, start + block)
             np.multiply(UT[self.rows[sl]], UT[self.cols[sl]], out=out[sl])
             out[sl] *= scale[sl, None]
+
+        # numpy's ufuncs release the GIL: two threads fill disjoint blocks
+        # (the work is first-touch page faults and memory traffic).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(fill, range(0, self.n_pairs, block)))
         return out.T
 
     def neighbour_products(self, first, second):
