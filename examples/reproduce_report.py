@@ -75,7 +75,7 @@ def main():
         return name
 
     q = args.quick
-    n_train, n_nce = (1000, 300) if q else (8000, 2000)
+    n_train, n_nce = (1000, 300) if q else (8000, 8000)
     nce_iter = 30 if q else 200
 
     # ---------------------------------------------------------------- Exercise 1
