@@ -31,18 +31,28 @@ def single_threaded():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
+def narrow_band(n_features, bandwidth):
+    """Band storage pays off for large, narrowly banded matrices only."""
+    return n_features > 64 and bandwidth <= n_features // 8
+
+
+def band_storage(rows, cols, vals, n_features, bandwidth):
+    """Upper-triangle entries ``(rows <= cols)`` in upper banded storage."""
+    ab = np.zeros((bandwidth + 1, n_features))
+    ab[bandwidth + rows - cols, cols] = vals
+    return ab
+
+
 def upper_band(A):
-    """``A`` (sparse, symmetric) in LAPACK's upper banded storage, or None
-    when the band is too wide to beat a dense factorisation."""
+    """``A`` (sparse, symmetric) in upper banded storage, or None when the
+    band is too wide (or the matrix too small) to beat a dense factorisation."""
     A = sp.coo_array(A)
     upper = A.row <= A.col
-    rows, cols, vals = A.row[upper], A.col[upper], A.data[upper]
+    rows, cols = A.row[upper], A.col[upper]
     u = int((cols - rows).max(initial=0))
-    if u > A.shape[0] // 8:
+    if not narrow_band(A.shape[0], u):
         return None
-    ab = np.zeros((u + 1, A.shape[0]))
-    ab[u + rows - cols, cols] = vals
-    return ab
+    return band_storage(rows, cols, A.data[upper], A.shape[0], u)
 
 
 def banded_cholesky(ab, shift=0.0):

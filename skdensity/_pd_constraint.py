@@ -19,16 +19,12 @@ solver, :func:`masked_score_matching`; a test checks that both agree.)
 import numpy as np
 import scipy.linalg as la
 
-from ._banded import banded_cholesky, selected_inverse
+from ._banded import band_storage, banded_cholesky, selected_inverse
+from ._banded import narrow_band as _use_band
 from ._lbfgs import minimize_lbfgs
 from ._pairs import bottom_eig
 
 __all__ = ["minimize_pd"]
-
-
-def _use_band(n_features, bandwidth):
-    """Band storage pays off for large, narrowly banded masks."""
-    return n_features > 64 and bandwidth <= n_features // 8
 
 
 def minimize_pd(
@@ -91,12 +87,10 @@ def minimize_pd(
     # 784 pixels and 37x at 4,096 than a dense factorisation and inverse.
     u = int((pairs.cols - pairs.rows).max(initial=0))
     banded = _use_band(D, u)
-    band_pos = (u + pairs.rows - pairs.cols, pairs.cols)
 
     def barrier(x):
         if banded:
-            ab = np.zeros((u + 1, D))
-            ab[band_pos] = x[:m]
+            ab = band_storage(pairs.rows, pairs.cols, x[:m], D, u)
             ab[u] -= eps
             factor = banded_cholesky(ab)
             if factor is None:
