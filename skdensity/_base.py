@@ -84,6 +84,13 @@ def sample_from(estimator, n_samples, random_state=None):
     return np.asarray(X, dtype=float)
 
 
+def validate_fitted(estimator, X):
+    """The first step of every method of a fitted estimator that reads
+    data: fitted check, then float64 data of the width seen in fit."""
+    check_is_fitted(estimator)
+    return validate_data(estimator, X, dtype=np.float64, reset=False)
+
+
 def data_moments(X, assume_centered=False):
     """Count, mean and (biased) covariance of ``X``, without modifying it."""
     n = X.shape[0]
@@ -235,8 +242,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             ``log N(x | location_, inv(precision_))`` in nats.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_fitted(self, X)
         L = self.precision_cholesky_
         z = (X - self.location_) @ L  # x' Lambda x = |L' x|^2
         log_det = 2.0 * np.log(np.diag(L)).sum()

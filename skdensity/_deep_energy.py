@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import MeanLogLikelihoodMixin, check_n_samples
+from ._base import MeanLogLikelihoodMixin, check_n_samples, validate_fitted
 from ._energy_math import EnergyParams, annealed_importance_sampling, mala
 
 _PARAM_NAMES = ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_")
@@ -280,10 +280,6 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         return self
 
     # -- inference (float64 numpy) ------------------------------------------
-    def _validate(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
-
     def score_samples(self, X):
         """Normalised log-density ``log p~(x) - log_partition_``.
 
@@ -295,7 +291,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         log_density : ndarray of shape (n_samples,)
         """
-        return self._params().log_unnormalized(self._validate(X)) - self.log_partition_
+        return self._params().log_unnormalized(validate_fitted(self, X)) - self.log_partition_
 
     def score_matching_loss(self, X):
         """Hyvärinen score of ``X`` (lower is better); needs no normaliser.
@@ -309,7 +305,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         loss : float
             Mean of ``|grad log p(x)|^2 / 2 + Laplacian log p(x)``.
         """
-        return float(np.mean(self._params().score_matching_loss(self._validate(X))))
+        return float(np.mean(self._params().score_matching_loss(validate_fitted(self, X))))
 
     def sample(self, n_samples=1, random_state=None, method="mala", n_steps=1000,
                burn_in=500, step_size=None, return_acceptance=False):

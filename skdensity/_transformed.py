@@ -7,7 +7,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import GaussianDensity, MeanLogLikelihoodMixin, sample_from
+from ._base import GaussianDensity, MeanLogLikelihoodMixin, sample_from, validate_fitted
 from ._zca import ZCAWhitener
 
 __all__ = ["TransformedDensity", "log_abs_det_jacobian"]
@@ -153,8 +153,7 @@ class TransformedDensity(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         log_density : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_fitted(self, X)
         Z = self.transformer_.transform(X)
         return self.density_.score_samples(Z) + log_abs_det_jacobian(self.transformer_, X)
 

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import MeanLogLikelihoodMixin, check_n_samples, data_moments
+from ._base import MeanLogLikelihoodMixin, check_n_samples, data_moments, validate_fitted
 from .exceptions import IllConditionedWarning
 
 __all__ = ["ZCAWhitener", "zca_whitening"]
@@ -244,8 +244,7 @@ class ZCAWhitener(
         -------
         Z : ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_fitted(self, X)
         return (X - self.location_) @ self.whitening_
 
     def inverse_transform(self, X):
@@ -260,8 +259,7 @@ class ZCAWhitener(
         -------
         X_original : ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_fitted(self, X)
         return X @ self.dewhitening_ + self.location_
 
     def score_samples(self, X):
