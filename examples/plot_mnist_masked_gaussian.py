@@ -46,20 +46,19 @@ try:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from skdensity.plotting import plot_image_grid, plot_matrix
 except ImportError:
     print("matplotlib is not installed: skipping figures (pip install -e '.[plot]').")
 else:
     out = Path(__file__).resolve().parent / "output"
     out.mkdir(exist_ok=True)
     for method in ("cholesky", "sqrtm"):
-        fig, axes = plt.subplots(len(models), 8, figsize=(8, 1.1 * len(models)))
-        for row, (name, est) in zip(axes, models.items()):
-            samples = est.sample(8, random_state=0, method=method)
-            for ax, s in zip(row, samples):
-                ax.imshow(s.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
-                ax.set_axis_off()
-            row[0].set_title(name, fontsize=7, loc="left")
-        fig.suptitle(f"samples ({method})")
+        # one row per model, the same random numbers in every row
+        samples = np.concatenate([est.sample(8, random_state=0, method=method)
+                                  for est in models.values()])
+        fig = plot_image_grid(samples, n_cols=8, vmin=0, vmax=1,
+                              title=f"samples ({method}); rows: " + ", ".join(models))
         fig.savefig(out / f"mnist_samples_{method}.png", dpi=120)
         plt.close(fig)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
@@ -69,9 +68,7 @@ else:
         ("SM precision, 8-connected", models["MaskedGaussianSM(8)"].precision_),
         ("MLE precision, 8-connected", models["MaskedGaussianMLE(8)"].precision_),
     ]):
-        lim = np.percentile(np.abs(M), 99.5)
-        ax.imshow(M[:200, :200], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(title + " (first 200 pixels)", fontsize=8)
+        plot_matrix(M[:200, :200], ax=ax, title=title + " (first 200 pixels)")
     fig.savefig(out / "mnist_precisions.png", dpi=120)
     plt.close(fig)
     print(f"figures written to {out}")

@@ -52,20 +52,19 @@ try:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from skdensity.plotting import plot_filters, plot_image_grid, plot_matrix
 except ImportError:
     print("matplotlib is not installed: skipping figures (pip install -e '.[plot]').")
 else:
     out = Path(__file__).resolve().parent / "output"
     out.mkdir(exist_ok=True)
-    rows = {"patches": patches, **{f"ZCA ({k})": v for k, v in whitened.items()}}
-    fig, axes = plt.subplots(len(rows), 8, figsize=(8, 1.2 * len(rows)))
-    for row, (name, data) in zip(axes, rows.items()):
-        for ax, p in zip(row, data[:8]):
-            lim = np.abs(p).max() if name != "patches" else None
-            ax.imshow(p.reshape(28, 28), cmap="gray",
-                      vmin=-lim if lim else 0, vmax=lim if lim else 1)
-            ax.set_axis_off()
-        row[0].set_title(name, fontsize=7, loc="left")
+    # every image scaled symmetrically around 0: the patches with their mean
+    # removed (the whitening's input), then their whitened versions
+    rows = np.concatenate([patches[:8] - patches.mean(axis=0)] + [v[:8] for v in whitened.values()])
+    fig = plot_image_grid(rows, n_cols=8, symmetric=True,
+                          title="rows: patches (mean removed), "
+                          + ", ".join(f"ZCA ({k})" for k in whitened))
     fig.savefig(out / "zca_patches.png", dpi=120)
     plt.close(fig)
 
@@ -76,18 +75,15 @@ else:
         ("learned covariance (SM, 8-conn.)", whiteners["SM, 8-connected"].covariance_estimator_.covariance_),
         ("learned covariance (MLE, 8-conn.)", whiteners["MLE, 8-connected"].covariance_estimator_.covariance_),
     ]):
-        ax.imshow(C[:112, :112], cmap="viridis")
-        ax.set_title(title + " (first 4 rows of pixels)", fontsize=8)
+        plot_matrix(C[:112, :112], ax=ax, symmetric=False, title=title + " (first 4 rows of pixels)")
     fig.savefig(out / "zca_covariances.png", dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-    for ax, (name, zca) in zip(axes, whiteners.items()):
-        f = zca.whitening_[14 * 28 + 14].reshape(28, 28)[8:21, 8:21]
-        lim = np.abs(f).max()
-        ax.imshow(f, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(f"ZCA filter, {name}", fontsize=8)
-        ax.set_axis_off()
+    # the whitening filter of the centre pixel, cropped to its 13x13 support
+    centre = [zca.whitening_[14 * 28 + 14].reshape(28, 28)[8:21, 8:21].ravel()
+              for zca in whiteners.values()]
+    fig = plot_filters(np.array(centre), (13, 13), n_cols=3,
+                       title="centre-pixel ZCA filters: " + ", ".join(whiteners))
     fig.savefig(out / "zca_filters.png", dpi=120)
     plt.close(fig)
     print(f"figures written to {out}")
