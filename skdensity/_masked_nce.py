@@ -531,10 +531,16 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         """Bisection on log(scale) for the initial loss 0.9 log 2."""
         idx = slice(0, min(len(Xr), n_max))
         target = _AUTO_LOSS_FRACTION * np.log(2.0)
+        # log p(x) - log p(x + s d) = s d'Lx + s^2 d'Ld / 2 at the start
+        # Lambda: two row-wise products once, not the features per trial.
+        Lam = pairs.to_sparse(theta0)
+        x, d = Xr[idx], direction[idx]
+        linear = np.einsum("ij,ij->i", d, (Lam @ x.T).T)
+        quadratic = 0.5 * np.einsum("ij,ij->i", d, (Lam @ d.T).T)
 
         def loss_at(log_scale):
-            Phi = self._pair_features(pairs, Xr[idx], direction[idx], np.exp(log_scale))
-            return cnce_loss(Phi @ theta0)[0]
+            s = np.exp(log_scale)
+            return cnce_loss(s * linear + s * s * quadratic)[0]
 
         lo, hi = np.log(1e-4), np.log(10.0)
         for _ in range(30):
