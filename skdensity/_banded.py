@@ -17,7 +17,7 @@ _CONTROLLER = None
 def single_threaded():
     """Context: BLAS/LAPACK on one thread.
 
-    Band factorisations and the block solves of the selected inverse are
+    Band factorisations and triangular solves are
     small calls on which OpenBLAS's threading costs more than it saves
     (measured on 2 cores: ``cholesky_banded`` of a 784-pixel grid precision
     9 ms with two threads after large products had run, 0.36 ms with one).
@@ -92,48 +92,3 @@ def shift_below_spectrum(ab, n_bisect=10):
         else:
             lo, factor = mid, f
     return lo, factor
-
-
-def selected_inverse(factor):
-    """Entries of ``A^{-1}`` inside the band, from ``A``'s banded Cholesky factor.
-
-    Takahashi's recurrence in blocks of the bandwidth ``b``: the factor
-    ``U`` (``A = U'U``) is then block bidiagonal, and the diagonal and
-    first off-diagonal blocks of ``Z = A^{-1}``, which hold its band, follow
-    from the last block up:
-    ``Z[J, J+1] = -U[J, J]^{-1} U[J, J+1] Z[J+1, J+1]`` and
-    ``Z[J, J] = U[J, J]^{-1} (U[J, J]^{-T} - U[J, J+1] Z[J+1, J])``.
-    Cost ``n b^2`` (about 1 ms at 784 pixels) instead of a dense inverse's
-    ``n^3`` (19 ms). Returns a dense array exact on both block diagonals
-    (which contain the band) and zero elsewhere.
-    """
-    u = factor.shape[0] - 1
-    n = factor.shape[1]
-    U = np.zeros((n, n))
-    for d in range(u + 1):
-        U[np.arange(n - d), np.arange(d, n)] = factor[u - d, d:]
-    k = max(u, 48)  # blocks no narrower than the band; wider ones amortise the calls
-    starts = list(range(0, n, k))
-    Z = np.zeros((n, n))
-    def solve(A, B, trans="N"):  # inputs are finite by construction
-        return la.solve_triangular(A, B, trans=trans, check_finite=False)
-
-    with single_threaded():
-        _block_takahashi(U, Z, starts, k, n, solve)
-    return Z
-
-
-def _block_takahashi(U, Z, starts, k, n, solve):
-    for s in reversed(starts):
-        J = slice(s, min(s + k, n))
-        Ujj = U[J, J]
-        inv_t = solve(Ujj, np.eye(J.stop - J.start), trans="T")  # U_JJ^{-T}
-        if J.stop < n:
-            K = slice(J.stop, min(J.stop + k, n))
-            Zjk = -solve(Ujj, U[J, K] @ Z[K, K])
-            Z[J, K] = Zjk
-            Z[K, J] = Zjk.T
-            Z[J, J] = solve(Ujj, inv_t - U[J, K] @ Zjk.T)
-        else:
-            Z[J, J] = solve(Ujj, inv_t)
-        Z[J, J] = 0.5 * (Z[J, J] + Z[J, J].T)

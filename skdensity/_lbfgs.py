@@ -1,9 +1,9 @@
-"""L-BFGS that respects an open feasible set.
+"""Preconditioned L-BFGS that respects an open feasible set.
 
-scipy's L-BFGS-B cannot be told that a step left the domain (here: the
-precision stopped being positive definite). This version backtracks whenever
-the objective returns ``inf``, so every iterate stays feasible, which is what
-an interior-point (barrier) method needs.
+scipy's L-BFGS-B takes no preconditioner and cannot be told that a step left
+the domain. This version accepts an approximate inverse Hessian as its
+initial matrix (the projections of :mod:`skdensity._pd_projection` need one)
+and backtracks whenever the objective returns ``inf``.
 """
 
 import numpy as np

@@ -131,11 +131,11 @@ class _BaseMaskedNCE(BaseMaskedGaussian):
         precision = pairs.to_dense(theta)
         self.eps_ = self._eps
         self.loss_curve_ = np.asarray(loss_curve)
-        self.duality_gap_ = info["gap_bound"]
         if not info["converged"] and not info["stopped"]:
             warnings.warn(
                 f"{type(self).__name__} stopped after {info['n_iter']} iterations "
-                f"with a duality gap bound of {info['gap_bound']:.2e}; increase max_iter.",
+                f"with a relative KKT residual of {info['kkt_residual']:.2e} > "
+                f"tol={self.tol:g}; increase max_iter or tol.",
                 ConvergenceWarning,
             )
         return precision, info
@@ -148,7 +148,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
     \Lambda (x-\mu) + c` with a free log-normaliser :math:`c` is fitted by
     logistic regression of the data against ``noise_ratio`` times as many
     noise samples (Gutmann & Hyvärinen 2012), in log space throughout,
-    under :math:`\Lambda \succeq \varepsilon I` (log-barrier path, see
+    under :math:`\Lambda \succeq \varepsilon I` (projected quasi-Newton, see
     :func:`skdensity._pd_constraint.minimize_pd`). The loss is convex in
     :math:`(\Lambda, c)`: the log-density is linear in them.
 
@@ -184,10 +184,11 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
     eps : float or "auto", default="auto"
         Lower bound on the precision's eigenvalues (as in
         :class:`MaskedGaussianSM`).
-    tol : float, default=1e-7
-        Relative duality-gap target of the barrier method.
-    max_iter : int, default=3000
-        Maximum number of L-BFGS iterations.
+    tol : float, default=1e-5
+        Target relative KKT residual: stationarity of the Lagrangian
+        relative to the first gradient, and complementarity.
+    max_iter : int, default=1000
+        Maximum number of projected quasi-Newton iterations.
     precompute : "auto" or bool, default="auto"
         Store the design matrix of quadratic features (``n_samples x
         n_pairs`` floats; one BLAS pass per product) or recompute it from
@@ -216,8 +217,8 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         NCE loss after each iteration.
     eps_ : float
         Eigenvalue bound used.
-    duality_gap_ : float
-        Bound on the distance to the constrained optimum.
+    kkt_residual_ : float
+        Relative KKT residual at the solution (optimality certificate).
     min_eigenvalue_ : float
     n_iter_ : int
     n_features_in_ : int
@@ -240,7 +241,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
 
     def __init__(
         self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
-        noise="gaussian", noise_ratio=10, eps="auto", tol=1e-7, max_iter=3000,
+        noise="gaussian", noise_ratio=10, eps="auto", tol=1e-5, max_iter=1000,
         precompute="auto", random_state=None, verbose=0,
     ):
         self.image_shape = image_shape
@@ -402,10 +403,11 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         mirror image :math:`-\xi`, giving :math:`2\kappa` noisy copies.
     eps : float or "auto", default="auto"
         Lower bound on the precision's eigenvalues.
-    tol : float, default=1e-7
-        Relative duality-gap target of the barrier method.
-    max_iter : int, default=3000
-        Maximum number of L-BFGS iterations.
+    tol : float, default=1e-5
+        Target relative KKT residual: stationarity of the Lagrangian
+        relative to the first gradient, and complementarity.
+    max_iter : int, default=1000
+        Maximum number of projected quasi-Newton iterations.
     precompute : "auto" or bool, default="auto"
         Store the design matrix of quadratic features (``n_samples x
         n_pairs`` floats; one BLAS pass per product) or recompute it from
@@ -429,7 +431,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
     loss_curve_ : ndarray
         cNCE loss after each iteration.
     eps_ : float
-    duality_gap_ : float
+    kkt_residual_ : float
     min_eigenvalue_ : float
     n_iter_ : int
     n_features_in_ : int
@@ -453,8 +455,8 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
 
     def __init__(
         self, *, image_shape=None, connectivity=8, mask=None, reg=0.01, assume_centered=False,
-        noise_shape="covariance", noise_scale="auto", n_noise_draws=5, eps="auto", tol=1e-7,
-        max_iter=3000, precompute="auto", random_state=None, verbose=0,
+        noise_shape="covariance", noise_scale="auto", n_noise_draws=5, eps="auto", tol=1e-5,
+        max_iter=1000, precompute="auto", random_state=None, verbose=0,
     ):
         self.image_shape = image_shape
         self.connectivity = connectivity

@@ -3,33 +3,51 @@ r"""Minimise a smooth convex objective over masked precisions with
 by every estimator of the family whose objective is not the score matching
 quadratic (NCE, conditional NCE).
 
-**Method: a log-barrier path.** For decreasing :math:`\mu` we minimise
-:math:`f(\theta) - \mu \log\det(\Lambda(\theta) - \varepsilon I)` with an
-L-BFGS that backtracks out of infeasible steps (a failed Cholesky
-factorisation), warm-starting each stage from the last. Every iterate is
-strictly feasible, and by standard barrier duality the final point is within
-:math:`\mu D` of the constrained optimum. The barrier's gradient
-:math:`-\mu\, w \odot ((\Lambda - \varepsilon I)^{-1})_E` costs one
-Cholesky factorisation and the inverse's entries on the mask per
-evaluation: in band storage with Takahashi's recurrence for grid masks
-(see :mod:`skdensity._banded`), densely otherwise. (Score matching has a faster, specialised
-solver, :func:`masked_score_matching`; a test checks that both agree.)
+**Method: projected quasi-Newton** (Schmidt, van den Berg, Friedlander &
+Murphy 2009). Each iteration builds the L-BFGS model
+:math:`f(x) + g^\top d + \tfrac12 d^\top B d` (its initial matrix a multiple of
+a preconditioner, here the score matching Hessian), projects the
+quasi-Newton point :math:`x - B^{-1} g` onto the constraint set *in the
+metric* :math:`B` — exactly, by the low-rank dual of
+:func:`skdensity._pd_projection.project_pd`, warm-started from the previous
+multiplier — and backtracks along the segment to that projection, which stays
+feasible because the set is convex. The curvature pairs are those of
+:math:`f` alone.
+
+Why not a log-barrier (this module's first version): on MNIST the
+unconstrained NCE optimum is indefinite (minimum eigenvalue -2.4), so the
+constraint is active (four directions pinned at the optimum), and a
+barrier's Hessian along a pinned direction grows as :math:`1/\delta^2` with
+the distance :math:`\delta` to the boundary. L-BFGS cannot follow that: the
+barrier path sat at :math:`\delta \approx 5\cdot10^{-9}`, uncentred, with
+an NCE loss of 9.1 after 3,000 iterations (130 s) where the constrained
+optimum is 4.51. Projected quasi-Newton reaches 4.51 in about 120 iterations
+(MNIST, 8,000 digits, Gaussian noise, nu = 1). Projection handles the pinned
+directions exactly and leaves L-BFGS the smooth objective.
+
+Each projection is the low-rank dual of :func:`~skdensity._pd_projection.project_pd`,
+preconditioned by the current (feasible) precision's inverse, a banded
+solve for grid masks: 30-50 dual iterations, each one application of the
+L-BFGS inverse (one sparse solve with the preconditioner's factor).
+
+The result is certified by the KKT conditions with the projection's
+multiplier :math:`Z \succeq 0`: stationarity :math:`\nabla f = a(Z)`
+(relative to the first gradient), feasibility (exact: every iterate is
+feasible) and complementarity :math:`\langle Z, \Lambda - \varepsilon
+I\rangle = 0`.
 """
 
 import numpy as np
-import scipy.linalg as la
 
-from ._banded import band_storage, banded_cholesky, selected_inverse
-from ._banded import narrow_band as _use_band
-from ._lbfgs import minimize_lbfgs
 from ._pairs import bottom_eig
+from ._pd_projection import project_pd, projection_certificate
 
 __all__ = ["minimize_pd"]
 
 
 def minimize_pd(
-    fg, x0, pairs, eps, *, tol=1e-7, max_iter=3000, mu0=None, shrink=0.01, verbose=0,
-    callback=None, precondition=None,
+    fg, x0, pairs, eps, *, tol=1e-6, max_iter=1000, memory=10, verbose=0, callback=None,
+    precondition=None,
 ):
     r"""Minimise ``fg`` subject to ``Lambda(x[:n_pairs]) >= eps I``.
 
@@ -40,34 +58,32 @@ def minimize_pd(
         ``pairs.n_pairs`` entries of ``x`` are the free precision entries,
         any further entries are unconstrained (e.g. a log-normaliser).
     x0 : ndarray
-        Strictly feasible start: ``Lambda(x0) - eps I`` positive definite.
+        Feasible start: ``Lambda(x0) - eps I`` positive semi-definite.
     pairs : MaskPairs
         The free entries.
     eps : float
         Eigenvalue bound.
-    tol : float, default=1e-7
-        Stop when the barrier's duality-gap bound ``mu * n_features`` falls
-        below ``tol * max(1, |f|)``.
-    max_iter : int, default=3000
-        L-BFGS iterations in total.
-    mu0 : float, default=None
-        First barrier weight; by default ``1e-2 * max(1, |f(x0)|) / n_features``.
-    shrink : float, default=0.01
-        Factor applied to ``mu`` between stages.
+    tol : float, default=1e-6
+        Target for the relative KKT residual (see the module docstring).
+    max_iter : int, default=1000
+        Maximum number of quasi-Newton iterations.
+    memory : int, default=10
+        Number of L-BFGS curvature pairs kept.
     verbose : int, default=0
-        Print one line per stage when positive.
+        Print one line per iteration when positive.
     callback : callable, optional
-        Called with ``(x, f_barrier)`` after every L-BFGS iteration; returning
-        True stops the whole path (``info["stopped"]``).
+        Called with ``(x, f)`` after every iteration; returning True stops
+        (``info["stopped"]``).
     precondition : callable, optional
-        Approximate inverse Hessian of ``f`` for preconditioned L-BFGS.
+        ``v -> M^{-1} v`` for a positive definite approximation ``M`` of the
+        Hessian of ``f``: the initial L-BFGS matrix is a multiple of ``M``.
 
     Returns
     -------
     x : ndarray
     info : dict
-        ``n_iter``, ``objective`` (``f`` without barrier), ``gap_bound``,
-        ``min_eigenvalue``, ``converged``, ``stopped``.
+        ``n_iter``, ``objective``, ``kkt_residual``, ``min_eigenvalue``,
+        ``converged``, ``stopped``, ``dual_factor``.
 
     Examples
     --------
@@ -80,69 +96,107 @@ def minimize_pd(
     >>> np.round(x, 4)
     array([0.5, 0.5])
     """
-    m, D = pairs.n_pairs, pairs.n_features
-    identity = np.eye(D)
-    # Grid masks are narrowly banded: factorise in band storage and take the
-    # barrier's gradient from the inverse's band (Takahashi), 3x faster at
-    # 784 pixels and 37x at 4,096 than a dense factorisation and inverse.
-    u = int((pairs.cols - pairs.rows).max(initial=0))
-    banded = _use_band(D, u)
-
-    def barrier(x):
-        if banded:
-            ab = band_storage(pairs.rows, pairs.cols, x[:m], D, u)
-            ab[u] -= eps
-            factor = banded_cholesky(ab)
-            if factor is None:
-                return -np.inf, None
-            Z = selected_inverse(factor)
-            return 2.0 * np.log(factor[u]).sum(), pairs.weights * Z[pairs.rows, pairs.cols]
-        A = pairs.to_dense(x[:m])
-        A[np.diag_indices(D)] -= eps
-        try:
-            L = la.cholesky(A, lower=True)
-        except la.LinAlgError:
-            return -np.inf, None
-        inv = la.cho_solve((L, True), identity)
-        return 2.0 * np.log(np.diag(L)).sum(), pairs.weights * pairs.from_dense(inv)
-
+    m = pairs.n_pairs
     x = np.array(x0, dtype=float)
-    logdet, _ = barrier(x)
-    if not np.isfinite(logdet):
-        raise ValueError("The starting point violates Lambda > eps I.")
-    f0, _ = fg(x)
-    mu = 1e-2 * max(1.0, abs(f0)) / D if mu0 is None else mu0
-    n_iter, converged, stopped = 0, False, False
+    lam = bottom_eig(pairs.to_sparse(x[:m]))[0][0]
+    if lam < eps * (1 - 1e-9):
+        raise ValueError(
+            f"The starting point violates Lambda >= eps I (minimum eigenvalue "
+            f"{lam:.6g} < eps={eps:.6g})."
+        )
+    precondition = precondition if precondition is not None else (lambda v: v)
+    f, g = fg(x)
+    g_scale = max(np.abs(g).max(), np.finfo(float).tiny)
+    s_hist, y_hist = [], []
+    V = np.zeros((pairs.n_features, 0))
+    n_iter, converged, stopped, kkt = 0, False, False, np.inf
+    ptol_floor = np.inf  # tightened when an inexact projection gave no descent
 
-    def watch(z, fz):
-        nonlocal stopped
-        stopped = bool(callback(z, fz)) if callback is not None else False
-        return stopped
+    def inverse_model(v):
+        """``B^{-1} v`` for the L-BFGS matrix ``B``: the two-loop recursion."""
+        q = v.copy()  # (n,) or (n, k): k right-hand sides at once
+        alphas = []
+        for s, y in zip(reversed(s_hist), reversed(y_hist)):
+            a = (s @ q) / (y @ s)
+            alphas.append(a)
+            q -= np.multiply.outer(y, a)
+        q = gamma * precondition(q)
+        for (s, y), a in zip(zip(s_hist, y_hist), reversed(alphas)):
+            q += np.multiply.outer(s, a - (y @ q) / (y @ s))
+        return q
 
     while True:
-        def stage(z, mu=mu):
-            logdet, glogdet = barrier(z)
-            if glogdet is None:
-                return np.inf, None
-            f, g = fg(z)
-            g = g.copy()
-            g[:m] -= mu * glogdet
-            return f - mu * logdet, g
-
-        x, _, it, _ = minimize_lbfgs(
-            stage, x, max_iter=max(max_iter - n_iter, 1), gtol=1e-10, ftol=1e-13,
-            callback=watch, precondition=precondition,
-        )
-        n_iter += it
-        f, _ = fg(x)
+        if s_hist:
+            gamma = (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ precondition(y_hist[-1]))
+        else:  # first step of unit length in the M-norm
+            gamma = 1.0 / max(np.sqrt(abs(g @ precondition(g))), 1e-300)
+        # Inexact projections far from the optimum, tight ones near it.
+        ptol = min(1e-3, max(1e-12, 1e-2 * kkt)) if np.isfinite(kkt) else 1e-3
+        ptol = min(ptol, ptol_floor)
+        proj, pinfo = project_pd(x - inverse_model(g), inverse_model, pairs, eps, tol=ptol,
+                                 init=V, metric=x, verbose=verbose > 1)
+        V = pinfo["dual_factor"]
+        # KKT residual at x with the projection's multiplier: the step's
+        # model stationarity B d + g = a(Z) makes it vanish with the step.
+        kkt = _kkt_residual(pairs, x, g, V, eps, g_scale)
         if verbose:
-            print(f"[barrier] mu={mu:.2e}: {it} iterations, objective {f:.10g}")
-        if mu * D <= tol * max(1.0, abs(f)):
+            print(f"[projected L-BFGS] iteration {n_iter}: objective {f:.10g}, "
+                  f"active rank {V.shape[1]}, KKT {kkt:.2e}")
+        if kkt <= tol:
             converged = True
             break
-        if n_iter >= max_iter or stopped:
+        if n_iter >= max_iter:
             break
-        mu *= shrink
+        d = proj - x
+        slope = g @ d
+        if not slope < 0:
+            # An exact projection gives g'd <= -d'Bd + <Z, Lambda - eps I>:
+            # tighten an inexact one first, then distrust the model.
+            if ptol_floor > 1e-14:
+                ptol_floor = max(1e-14, 1e-3 * min(ptol, ptol_floor))
+                continue
+            if s_hist:
+                s_hist, y_hist = [], []
+                continue
+            break  # no descent direction left: stationary to rounding
+        ptol_floor = np.inf
+        t = 1.0
+        for _ in range(40):  # x + t d is feasible for t in [0, 1] (convex set)
+            f_new, g_new = fg(x + t * d)
+            if f_new <= f + 1e-4 * t * slope:
+                break
+            # Near the optimum f changes below its rounding error: accept on
+            # the derivative instead (Hager & Zhang's approximate Wolfe test).
+            if f_new <= f + 1e-12 * abs(f) and g_new @ d <= -0.8 * slope:
+                break
+            t *= 0.5
+        else:
+            break  # no progress possible
+        s, y = t * d, g_new - g
+        x, f, g = x + s, f_new, g_new
+        n_iter += 1
+        if y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
+            s_hist.append(s)
+            y_hist.append(y)
+            if len(s_hist) > memory:
+                s_hist.pop(0)
+                y_hist.pop(0)
+        if callback is not None and callback(x, f):
+            stopped = True
+            break
     lam_min = bottom_eig(pairs.to_sparse(x[:m]))[0][0]
-    return x, dict(n_iter=n_iter, objective=float(f), gap_bound=float(mu * D),
-                   min_eigenvalue=float(lam_min), converged=converged, stopped=stopped)
+    return x, dict(n_iter=n_iter, objective=float(f), kkt_residual=float(kkt),
+                   min_eigenvalue=float(lam_min), converged=bool(converged),
+                   stopped=stopped, dual_factor=V)
+
+
+def _kkt_residual(pairs, x, g, V, eps, g_scale):
+    """Stationarity of the Lagrangian (relative to the first gradient) and
+    complementarity; feasibility holds for every iterate."""
+    m = pairs.n_pairs
+    r = g.copy()
+    r[:m] -= pairs.weights * pairs.gram_entries(V)
+    stationarity = np.abs(r).max() / g_scale
+    # lam_min >= eps for iterates: pass eps so feasibility reads 0
+    complementarity = projection_certificate(pairs, x, eps, V, eps)
+    return float(max(stationarity, complementarity))

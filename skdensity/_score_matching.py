@@ -18,27 +18,16 @@ That optimum is often indefinite (MNIST, natural patches), so we solve
 
 .. math::  \min_\theta J(\theta) \quad \text{s.t.} \quad \Lambda(\theta) \succeq \varepsilon I .
 
-**Method: the dual in low-rank form.** With a multiplier :math:`Z \succeq 0`,
-minimising the Lagrangian over :math:`\theta` gives
-:math:`\theta(Z) = H^{-1}(g + a(Z))`, :math:`a(Z)_p = \operatorname{tr}(E_p Z)`,
-and the dual problem
-
-.. math::  \min_{Z \succeq 0} f(Z) = \tfrac12 a(Z)^\top H^{-1} a(Z) + \langle Z, \Lambda(\theta_0) - \varepsilon I\rangle ,
-   \qquad \nabla f(Z) = \Lambda(\theta(Z)) - \varepsilon I .
-
-At the optimum :math:`Z` lives on the eigen-directions pinned at
-:math:`\varepsilon`; on MNIST there is exactly one. We therefore write
-:math:`Z = V V^\top` with a thin :math:`V` (Burer & Monteiro 2003) and minimise
-:math:`f(VV^\top)` with L-BFGS: every evaluation costs one solve with the
-sparse factor of :math:`H` (reused throughout) and one sparse product,
-:math:`\nabla_V = 2(\Lambda(\theta(VV^\top)) - \varepsilon I) V`. The rank
-starts at one, along the most negative eigenvector of :math:`\Lambda(\theta_0)`,
-and grows by the current most violated eigenvector whenever a stationary point
-is not yet feasible, which is the standard certificate-driven rank update for
-this factorisation. The result is certified by the KKT conditions:
-stationarity :math:`P_E(\tfrac12(S\Lambda+\Lambda S) - I - Z) = 0` holds by
-construction, feasibility is :math:`\lambda_{\min}(\Lambda) \ge \varepsilon`,
-and complementarity is :math:`\langle Z, \Lambda - \varepsilon I\rangle = 0`.
+**Method: a projection.** :math:`J` is quadratic, so the constrained optimum
+is the projection of :math:`\theta_0` onto :math:`\{\Lambda \succeq
+\varepsilon I\}` in the metric :math:`H`: the low-rank dual of
+:func:`skdensity._pd_projection.project_pd` (:math:`Z = VV^\top`, on MNIST one
+pinned direction), where every dual evaluation is one solve with the sparse
+factor of :math:`H`, reused throughout. The result is certified by the KKT
+conditions: stationarity :math:`P_E(\tfrac12(S\Lambda+\Lambda S) - I - Z) =
+0` (checked against :math:`S`, not assumed), feasibility
+:math:`\lambda_{\min}(\Lambda) \ge \varepsilon`, and complementarity
+:math:`\langle Z, \Lambda - \varepsilon I\rangle = 0`.
 
 Log-barrier Newton and ADMM reach the same point but need a dense
 factorisation per iteration (ADMM: about 1,300 iterations on MNIST); the
@@ -50,12 +39,12 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
-from scipy.optimize import minimize
 from scipy.sparse.linalg import eigsh, splu
 from sklearn.exceptions import ConvergenceWarning
 
 from ._banded import single_threaded
-from ._pairs import as_pairs, bottom_eig
+from ._pairs import as_pairs
+from ._pd_projection import project_pd
 
 __all__ = ["masked_score_matching", "score_matching_hessian", "resolve_eps"]
 
@@ -155,7 +144,6 @@ def masked_score_matching(
 
 
 def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
-    D = S.shape[0]
     pairs = as_pairs(mask)
     eps = resolve_eps(eps, S)
     H = score_matching_hessian(S, pairs)
@@ -166,77 +154,25 @@ def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
             "The score matching system is singular: the covariance is not "
             "positive definite. Use reg > 0."
         ) from exc
-    g = pairs.is_diag.astype(float)
-    theta0 = lu.solve(g)
+    theta0 = lu.solve(pairs.is_diag.astype(float))
     if not np.all(np.isfinite(theta0)):
         raise ValueError(
             "The score matching system is singular: the covariance is not "
             "positive definite. Use reg > 0."
         )
-    Lam0 = pairs.to_sparse(theta0)
-    lam0, U0 = bottom_eig(Lam0)
-    info = dict(eps=eps, unconstrained_min_eigenvalue=lam0[0], n_iter=0)
 
-    if lam0[0] >= eps:
-        V = np.zeros((D, 0))
-        theta, lam = theta0, lam0
-    else:
-        # Jacobi scaling V = c * W evens out the stiff directions (pixels
-        # with tiny variance have huge precision); it halves L-BFGS work.
-        c = 1.0 / np.sqrt(np.maximum(Lam0.diagonal(), eps))[:, None]
+    def certificate(theta, lam_min, V):
+        return _sm_certificate(S, theta, lam_min, V, eps, pairs)["kkt_residual"]
 
-        def dual(wflat, r):
-            V = c * wflat.reshape(D, r)
-            a = pairs.weights * pairs.gram_entries(V)
-            y = lu.solve(a)
-            Lam = pairs.to_sparse(theta0 + y)
-            f = 0.5 * a @ y + theta0 @ a - eps * np.sum(V * V)
-            return f, (2.0 * c * (Lam @ V - eps * V)).ravel()
-
-        def escape(theta, u, lam):
-            # Exact line search on f(VV' + t uu'), quadratic in t >= 0.
-            a = pairs.weights * u[pairs.rows] * u[pairs.cols]
-            return np.sqrt(max(eps - lam, 0.0) / (a @ lu.solve(a))) * u
-
-        V = (
-            np.asarray(init, dtype=float).reshape(D, -1)
-            if init is not None and np.size(init)
-            else escape(theta0, U0[:, 0], lam0[0])[:, None]
-        )
-        n_iter, previous = 0, np.inf
-        while True:
-            r = V.shape[1]
-            res = minimize(
-                dual, (V / c).ravel(), args=(r,), jac=True, method="L-BFGS-B",
-                options=dict(maxiter=max(max_iter - n_iter, 1), maxcor=20,
-                             gtol=tol * eps * 1e-2, ftol=1e-15),
-            )
-            n_iter += res.nit
-            V = c * res.x.reshape(D, r)
-            theta = theta0 + lu.solve(pairs.weights * pairs.gram_entries(V))
-            lam, U = bottom_eig(pairs.to_sparse(theta))
-            kkt = _sm_certificate(S, theta, lam[0], V, eps, pairs)["kkt_residual"]
-            if kkt > tol and r == 1:
-                theta, V, lam, U, kkt = _polish_rank_one(
-                    S, theta0, theta, V, lam, U, kkt, eps, pairs, lu, escape)
-            if verbose:
-                print(f"[score matching] rank {r}: {res.nit} L-BFGS iterations, "
-                      f"min eigenvalue {lam[0]:.6g} (eps {eps:.6g}), KKT {kkt:.2e}")
-            # Stop when certified, out of budget, or a restart gained nothing.
-            if kkt <= tol or n_iter >= max_iter or kkt >= 0.5 * previous:
-                break
-            previous = kkt
-            if lam[0] < eps * (1 - tol):  # infeasible: grow the rank
-                V = np.hstack([V, escape(theta, U[:, 0], lam[0])[:, None]])
-        info["n_iter"] = n_iter
-
-    if lam[0] < eps:
-        # Never return an invalid model: shifting the diagonal keeps the mask
-        # and restores feasibility (the KKT residual still reports the gap).
-        theta = theta + pairs.is_diag * (eps - lam[0])
-        lam = bottom_eig(pairs.to_sparse(theta))[0]
+    # The constrained optimum is the projection of the unconstrained one in
+    # the metric of the Hessian (J is quadratic): see project_pd.
+    theta, pinfo = project_pd(theta0, lu.solve, pairs, eps, tol=tol, max_iter=max_iter,
+                              init=init, certificate=certificate, verbose=verbose)
+    V = pinfo["dual_factor"]
     precision = pairs.to_dense(theta)
-    info.update(_sm_certificate(S, theta, lam[0], V, eps, pairs))
+    info = dict(eps=eps, unconstrained_min_eigenvalue=pinfo["unconstrained_min_eigenvalue"],
+                n_iter=pinfo["n_iter"])
+    info.update(_sm_certificate(S, theta, pinfo["min_eigenvalue"], V, eps, pairs))
     info["dual_factor"] = V
     info["active_rank"] = int(np.sum(np.linalg.norm(V, axis=0) > 1e-8 * max(1.0, np.abs(V).max(initial=0.0))))
     info["converged"] = info["kkt_residual"] <= tol
@@ -247,33 +183,6 @@ def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
             ConvergenceWarning,
         )
     return precision, info
-
-
-def _polish_rank_one(S, theta0, theta, V, lam, U, kkt, eps, pairs, lu, escape, max_steps=10):
-    """Finish a rank-one dual where L-BFGS stalls on rounding.
-
-    Near the optimum the dual value changes below machine precision (on
-    natural patches with a small ``reg`` the precision's entries span five
-    decades), so a line search on it stops while the complementarity gap is
-    still ~1e-5. The optimum satisfies two conditions that need no function
-    values: ``V`` is the bottom eigenvector ``u`` of ``Lambda(V)``, and its
-    scale makes ``u' Lambda u = eps`` (an exact one-dimensional step). We
-    alternate them and keep every step that lowers the KKT residual.
-    """
-    for _ in range(max_steps):
-        # Z = t u u' along the current bottom eigenvector, with the exact
-        # best t (the dual is quadratic in t).
-        u = U[:, 0]
-        V_new = escape(theta0, u, float(u @ (pairs.to_sparse(theta0) @ u)))[:, None]
-        theta_new = theta0 + lu.solve(pairs.weights * pairs.gram_entries(V_new))
-        lam_new, U_new = bottom_eig(pairs.to_sparse(theta_new))
-        kkt_new = _sm_certificate(S, theta_new, lam_new[0], V_new, eps, pairs)["kkt_residual"]
-        if kkt_new >= kkt:
-            break
-        theta, V, lam, U, kkt = theta_new, V_new, lam_new, U_new, kkt_new
-        if kkt <= 1e-12:
-            break
-    return theta, V, lam, U, kkt
 
 
 def _sm_certificate(S, theta, lam_min, V, eps, pairs):

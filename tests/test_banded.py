@@ -5,22 +5,22 @@ import pytest
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from skdensity._banded import banded_cholesky, selected_inverse, shift_below_spectrum, upper_band
+from skdensity._banded import banded_cholesky, shift_below_spectrum, upper_band
 from skdensity._pairs import MaskPairs, bottom_eig
 from skdensity._pd_constraint import minimize_pd
+from skdensity._pd_projection import _inverse_of
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf
 
 
 @pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((20, 30), 4), ((1, 300), 8)])
-def test_selected_inverse_is_the_inverse_on_the_band(shape, conn):
+def test_banded_inverse_matches_dense(shape, conn):
     P, _ = random_gmrf(shape, conn)
-    ab = upper_band(sp.csr_array(P))
-    Z = selected_inverse(banded_cholesky(ab))
-    u = ab.shape[0] - 1
-    i, j = np.nonzero(np.abs(np.subtract.outer(np.arange(len(P)), np.arange(len(P)))) <= u)
-    np.testing.assert_allclose(Z[i, j], np.linalg.inv(P)[i, j], rtol=1e-10, atol=1e-12)
+    pairs = MaskPairs(grid_mask(shape, conn))
+    apply = _inverse_of(pairs, pairs.from_dense(P))
+    B = np.random.default_rng(0).normal(size=(len(P), 3))
+    np.testing.assert_allclose(apply(B), np.linalg.solve(P, B), rtol=1e-9, atol=1e-12)
 
 
 def test_banded_cholesky_detects_indefinite():
@@ -42,10 +42,10 @@ def test_bottom_eig_matches_lapack_definite_or_not(offset):
     np.testing.assert_allclose(A @ U, U * w, atol=1e-8)
 
 
-def test_barrier_banded_path_equals_dense_path(monkeypatch):
-    # minimize_pd factorises in band storage for grid masks; the dense path
-    # must reach the same constrained optimum.
-    import skdensity._pd_constraint as pdc
+def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
+    # The projections of minimize_pd are preconditioned by a banded solve
+    # for grid masks and a dense one otherwise: same constrained optimum.
+    import skdensity._pd_projection as pdp
 
     pairs = MaskPairs(grid_mask((10, 10), 8))
     P, _ = random_gmrf((10, 10), 8)
@@ -56,17 +56,14 @@ def test_barrier_banded_path_equals_dense_path(monkeypatch):
         return 0.5 * np.sum(pairs.weights * r * r), pairs.weights * r
 
     x0 = pairs.from_dense(np.eye(100) * 20.0)
-    assert pdc._use_band(100, 11)
+    assert pdp.narrow_band(100, 11)
     runs = {}
     for use_band in (True, False):
-        monkeypatch.setattr(pdc, "_use_band", lambda n, u, b=use_band: b)
-        # a few steps: same barrier values, so the very same iterates
-        short = minimize_pd(fg, x0, pairs, eps=0.5, max_iter=5)[0]
-        runs[use_band] = short, minimize_pd(fg, x0, pairs, eps=0.5, tol=1e-10)
-    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-9, atol=1e-11)
-    (x_band, info_band), (x_dense, info_dense) = runs[True][1], runs[False][1]
-    # to convergence: the same optimum within the solver's accuracy
-    np.testing.assert_allclose(info_band["objective"], info_dense["objective"], rtol=1e-8)
-    np.testing.assert_allclose(x_band, x_dense, rtol=1e-4, atol=1e-5)
+        monkeypatch.setattr(pdp, "narrow_band", lambda n, u, b=use_band: b)
+        runs[use_band] = minimize_pd(fg, x0, pairs, eps=0.5, tol=1e-8)
+    (x_band, info_band), (x_dense, info_dense) = runs[True], runs[False]
+    assert info_band["converged"] and info_dense["converged"]
+    np.testing.assert_allclose(info_band["objective"], info_dense["objective"], rtol=1e-10)
+    np.testing.assert_allclose(x_band, x_dense, rtol=1e-6, atol=1e-7)
     assert info_band["min_eigenvalue"] >= 0.5 * (1 - 1e-9)
     assert info_band["min_eigenvalue"] < 0.6  # the constraint is active
