@@ -92,3 +92,20 @@ def shift_below_spectrum(ab, n_bisect=10):
         else:
             lo, factor = mid, f
     return lo, factor
+
+
+def lower_cholesky(A, rows, cols):
+    """Dense lower Cholesky factor of a positive definite ``A`` whose upper
+    triangle is supported on ``(rows, cols)``: in band storage when that
+    pattern is narrowly banded."""
+    u = int((cols - rows).max(initial=0))
+    n = A.shape[0]
+    if narrow_band(n, u):
+        factor = banded_cholesky(band_storage(rows, cols, A[rows, cols], n, u))
+        if factor is not None:  # upper band of U with A = U'U; L = U'
+            L = np.zeros_like(A)
+            for d in range(u + 1):
+                idx = np.arange(n - d)
+                L[idx + d, idx] = factor[u - d, d:]
+            return L
+    return la.cholesky(A, lower=True)

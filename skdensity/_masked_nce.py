@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseMaskedGaussian, GaussianDensity, sample_from
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
-from ._pairs import MaskPairs, QuadraticFeatures
+from ._pairs import QuadraticFeatures, as_pairs
 from ._pd_constraint import minimize_pd
 from ._score_matching import masked_score_matching, resolve_eps, score_matching_hessian
 from .exceptions import SeparableNoiseWarning
@@ -281,7 +281,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
 
     def _estimate_precision(self, S, warm_start, X=None):
         rng = check_random_state(self.random_state)
-        pairs = MaskPairs(self.mask_)
+        pairs = as_pairs(self.mask_)
         m = pairs.n_pairs
         noise = self._fit_noise(X)
         # The model's mean is the data's (location_), not the smoothed draw's.
@@ -480,7 +480,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
 
     def _estimate_precision(self, S, warm_start, X=None):
         rng = check_random_state(self.random_state)
-        pairs = MaskPairs(self.mask_)
+        pairs = as_pairs(self.mask_)
         centre = 0.0 if self.assume_centered else X.mean(axis=0)
         X = _smooth(X, self.reg, rng)
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)

@@ -37,7 +37,6 @@ complementarity :math:`\langle Z, \Lambda - \varepsilon I\rangle = 0`.
 
 import numpy as np
 import scipy.linalg as la
-from scipy.optimize import minimize
 
 from ._banded import band_storage, banded_cholesky, narrow_band
 from ._lbfgs import minimize_lbfgs
@@ -88,9 +87,9 @@ def project_pd(
         ``(x, lam_min, V) -> kkt`` replacing :func:`projection_certificate`
         (score matching also checks stationarity against its data).
     metric : ndarray, default=None
-        A feasible point whose precision preconditions the dual (see
-        below); without it the dual is scaled by the diagonal of
-        ``Lambda(x0)``.
+        A point whose (positive definite) precision preconditions the dual,
+        ideally near the solution; by default ``x0`` with its diagonal raised
+        until the smallest eigenvalue is ``11 eps``.
     verbose : int, default=0
         Print progress when positive.
 
@@ -132,22 +131,23 @@ def project_pd(
         V = np.zeros((D, 0))
         x, lam = x0.copy(), lam0
     else:
-        # Jacobi scaling V = c * W evens out the stiff directions (pixels
-        # with tiny variance have huge precision); it halves L-BFGS work.
-        c = 1.0 / np.sqrt(np.maximum(Lam0.diagonal(), eps))[:, None]
-        if metric is not None:
-            # The dual's Hessian in V is about 2 (Lambda - eps I) (x) I off the
-            # pinned directions: precondition by a feasible Lambda's inverse.
-            c = np.ones((D, 1))
-            precond = _inverse_of(pairs, metric[:m])
+        # The dual's Hessian in V is about 2 (Lambda - eps I) (x) I off the
+        # pinned directions, whose spectrum spans four decades (pixels with
+        # tiny variance have huge precision): precondition L-BFGS by the
+        # inverse of a positive definite precision near the solution (banded
+        # solves for grid masks). Measured on MNIST: 52 -> 19 iterations; on
+        # natural patches with reg=1e-3: 187 -> 9.
+        if metric is None:  # x0 lifted to 11 eps: a safe margin above the bound
+            metric = x0[:m] + pairs.is_diag * (eps - lam0[0] + 10.0 * eps)
+        precond = _inverse_of(pairs, np.asarray(metric)[:m])
 
         def dual(wflat, r):
-            V = c * wflat.reshape(D, r)
+            V = wflat.reshape(D, r)
             a = pairs.weights * pairs.gram_entries(V)
             y = solve(lift(a))
             Lam = pairs.to_sparse(x0[:m] + y[:m])
             f = 0.5 * a @ y[:m] + x0[:m] @ a - eps * np.sum(V * V)
-            return f, (2.0 * c * (Lam @ V - eps * V)).ravel()
+            return f, (2.0 * (Lam @ V - eps * V)).ravel()
 
         def escape(u, lam):
             # Exact line search on f(VV' + t uu') along u, quadratic in t >= 0.
@@ -165,19 +165,11 @@ def project_pd(
         n_iter, previous, best = 0, np.inf, (None,) * 4 + (np.inf,)
         while True:
             r = V.shape[1]
-            if metric is None:
-                res = minimize(
-                    dual, (V / c).ravel(), args=(r,), jac=True, method="L-BFGS-B",
-                    options=dict(maxiter=max(max_iter - n_iter, 1), maxcor=20,
-                                 gtol=tol * eps * 1e-2, ftol=1e-15),
-                )
-                nit, V = res.nit, c * res.x.reshape(D, r)
-            else:
-                wopt, _, nit, _ = minimize_lbfgs(
-                    lambda w: dual(w, r), (V / c).ravel(), max_iter=max(max_iter - n_iter, 1),
-                    gtol=tol * eps * 1e-2, ftol=1e-15, memory=20,
-                    precondition=lambda v: (precond(v.reshape(D, r) * c) * c).ravel())
-                V = c * wopt.reshape(D, r)
+            wopt, _, nit, _ = minimize_lbfgs(
+                lambda w: dual(w, r), V.ravel(), max_iter=max(max_iter - n_iter, 1),
+                gtol=tol * eps * 1e-2, ftol=1e-15, memory=20,
+                precondition=lambda v: precond(v.reshape(D, r)).ravel())
+            V = wopt.reshape(D, r)
             n_iter += nit
             x = primal(V)
             lam, U = bottom_eig(pairs.to_sparse(x[:m]))
