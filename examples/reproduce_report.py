@@ -76,7 +76,7 @@ def main():
 
     q = args.quick
     n_train, n_nce = (1000, 300) if q else (8000, 8000)
-    nce_iter = 30 if q else 200
+    nce_iter = 30 if q else 1000
 
     # ---------------------------------------------------------------- Exercise 1
     step("Exercise 1: MNIST")

@@ -125,9 +125,18 @@ def project_pd(
         return out
 
     Lam0 = pairs.to_sparse(x0[:m])
-    lam0, U0 = bottom_eig(Lam0)
-    info = dict(unconstrained_min_eigenvalue=float(lam0[0]), n_iter=0)
+    warm = init is not None and np.size(init) and metric is not None
+    if warm:
+        # An outer solver's warm start needs no eigenpair of Lambda(x0): one
+        # factorisation says whether x0 is feasible (0.4 ms against 5 ms).
+        lam0 = np.array([eps if _inverse_of(pairs, x0[:m] - eps * pairs.is_diag,
+                                            check=True) else -np.inf])
+        info = dict(n_iter=0)
+    else:
+        lam0, U0 = bottom_eig(Lam0)
+        info = dict(unconstrained_min_eigenvalue=float(lam0[0]), n_iter=0)
     if lam0[0] >= eps:
+        lam0 = bottom_eig(Lam0)[0] if warm else lam0
         V = np.zeros((D, 0))
         x, lam = x0.copy(), lam0
     else:
@@ -206,16 +215,26 @@ def project_pd(
     return x, info
 
 
-def _inverse_of(pairs, theta):
+def _inverse_of(pairs, theta, check=False):
     """``v -> Lambda(theta)^{-1} v`` for a positive definite ``Lambda``:
-    band storage for grid masks, dense otherwise."""
+    band storage for grid masks, dense otherwise. With ``check=True``, only
+    whether ``Lambda`` is positive definite (a factorisation succeeds)."""
     D = pairs.n_features
     u = int((pairs.cols - pairs.rows).max(initial=0))
     if narrow_band(D, u):
         factor = banded_cholesky(band_storage(pairs.rows, pairs.cols, theta, D, u))
+        if check:
+            return factor is not None
         if factor is not None:
             return lambda v: la.cho_solve_banded((factor, False), v, check_finite=False)
-    cf = la.cho_factor(pairs.to_dense(theta), lower=True)
+    try:
+        cf = la.cho_factor(pairs.to_dense(theta), lower=True)
+    except la.LinAlgError:
+        if check:
+            return False
+        raise
+    if check:
+        return True
     return lambda v: la.cho_solve(cf, v, check_finite=False)
 
 

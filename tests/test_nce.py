@@ -264,3 +264,23 @@ def test_reproducible_persistent_and_no_partial_fit(Est):
         Est().fit(np.where(X > 2, np.nan, X))
     with pytest.raises(ValueError, match="9 features"):
         a.score_samples(X[:, :3])
+
+
+def test_projected_quasi_newton_recovers_eigenvalue_clipping():
+    # With a full mask and f = ||Lambda - T||_F^2 / 2 the constrained optimum
+    # is known in closed form: T with its eigenvalues clipped at eps. Three
+    # of them are below eps here, so the multiplier has rank three.
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    T = (Q * np.array([-2.0, -0.5, 0.1, 1.0, 2.0, 3.0])) @ Q.T
+    pairs = MaskPairs(np.ones((6, 6), dtype=bool))
+    target = pairs.from_dense(T)
+
+    def fg(x):
+        r = x - target
+        return 0.5 * np.sum(pairs.weights * r * r), pairs.weights * r
+
+    x, info = minimize_pd(fg, pairs.from_dense(10.0 * np.eye(6)), pairs, eps=0.5, tol=1e-9)
+    expected = (Q * np.maximum([-2.0, -0.5, 0.1, 1.0, 2.0, 3.0], 0.5)) @ Q.T
+    assert info["converged"] and info["dual_factor"].shape[1] == 3
+    np.testing.assert_allclose(pairs.to_dense(x), expected, atol=1e-7)
