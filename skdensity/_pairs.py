@@ -53,17 +53,23 @@ def bottom_eig(A, k=1):
     D = A.shape[0]
     k = min(k, D)
     if sp.issparse(A) and D > 200:
-        from scipy.sparse.linalg import LinearOperator, eigsh
+        from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
         ab = upper_band(A)
         shift, factor = shift_below_spectrum(ab) if ab is not None else (None, None)
-        if factor is not None:
-            op = LinearOperator((D, D), matvec=lambda v: la.cho_solve_banded((factor, False), v),
-                                dtype=float)
-            with single_threaded():  # many small triangular solves
-                w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0, v0=np.ones(D))
-        else:
-            w, U = eigsh(A, k=k, which="SA", tol=0, v0=np.ones(D))
+        try:
+            if factor is not None:
+                op = LinearOperator((D, D), dtype=float,
+                                    matvec=lambda v: la.cho_solve_banded((factor, False), v))
+                with single_threaded():  # many small triangular solves
+                    w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0,
+                                 v0=np.ones(D))
+            else:
+                w, U = eigsh(A, k=k, which="SA", tol=0, v0=np.ones(D))
+        except ArpackNoConvergence:
+            # Clustered bottom eigenvalues can stall Lanczos (seen for plain
+            # Lanczos on a 4-connected MNIST precision): LAPACK always works.
+            return la.eigh(A.toarray(), subset_by_index=[0, k - 1])
         order = np.argsort(w)
         return w[order], U[:, order]
     A = A.toarray() if sp.issparse(A) else A
