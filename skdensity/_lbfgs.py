@@ -54,26 +54,7 @@ def minimize_lbfgs(
         if np.abs(g).max() <= gtol:
             converged = True
             break
-        # Two-loop recursion for the quasi-Newton direction.
-        q = g.copy()
-        alphas = []
-        for s, y in zip(reversed(s_hist), reversed(y_hist)):
-            a = (s @ q) / (y @ s)
-            alphas.append(a)
-            q -= a * y
-        if precondition is not None:
-            q = precondition(q)
-            if s_hist:
-                q *= (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ precondition(y_hist[-1]))
-            else:
-                q /= max(np.sqrt(abs(g @ q)), 1e-300)  # unit first step in the M-norm
-        elif s_hist:
-            q *= (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ y_hist[-1])
-        else:
-            q /= max(np.linalg.norm(g), 1e-300)  # unit first step
-        for (s, y), a in zip(zip(s_hist, y_hist), reversed(alphas)):
-            b = (y @ q) / (y @ s)
-            q += (a - b) * s
+        q = lbfgs_inverse(s_hist, y_hist, g, precondition)(g)
         d = -q
         slope = g @ d
         if slope >= 0:  # not a descent direction: restart
@@ -95,15 +76,51 @@ def minimize_lbfgs(
         f, g = f_new, g_new
         if callback is not None and callback(x, f):
             break
-        # Keep the pair only with positive curvature; the test is relative
-        # (a cosine), so it does not depend on the scale of the data.
-        if y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
-            s_hist.append(s)
-            y_hist.append(y)
-            if len(s_hist) > memory:
-                s_hist.pop(0)
-                y_hist.pop(0)
+        remember(s_hist, y_hist, s, y, memory)
         if decrease <= ftol * max(abs(f), 1.0):
             converged = True
             break
     return x, f, n_iter, converged
+
+
+def lbfgs_inverse(s_hist, y_hist, g, precondition=None):
+    """The L-BFGS inverse Hessian ``v -> H v`` (two-loop recursion).
+
+    Its initial matrix is ``gamma M^{-1}`` (``M^{-1}`` = ``precondition``,
+    the identity by default): ``gamma`` matches the newest curvature pair,
+    or, without pairs, makes the step ``-H g`` of unit length in the
+    ``M``-norm. ``v`` may hold several right-hand sides as columns.
+    """
+    P = precondition if precondition is not None else (lambda v: v)
+    if s_hist:
+        gamma = (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ P(y_hist[-1]))
+    else:
+        gamma = 1.0 / max(np.sqrt(abs(g @ P(g))), 1e-300)
+
+    def apply(v):
+        q = np.array(v, dtype=float)
+        alphas = []
+        for s, y in zip(reversed(s_hist), reversed(y_hist)):
+            a = (s @ q) / (y @ s)
+            alphas.append(a)
+            q -= np.multiply.outer(y, a)
+        q = gamma * P(q)
+        for (s, y), a in zip(zip(s_hist, y_hist), reversed(alphas)):
+            q += np.multiply.outer(s, a - (y @ q) / (y @ s))
+        return q
+
+    return apply
+
+
+def remember(s_hist, y_hist, s, y, memory):
+    """Add a curvature pair, dropping the oldest beyond ``memory``.
+
+    The pair is kept only with positive curvature; the test is relative (a
+    cosine), so it does not depend on the scale of the data.
+    """
+    if y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
+        s_hist.append(s)
+        y_hist.append(y)
+        if len(s_hist) > memory:
+            s_hist.pop(0)
+            y_hist.pop(0)

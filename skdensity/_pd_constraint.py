@@ -39,6 +39,7 @@ I\rangle = 0`.
 
 import numpy as np
 
+from ._lbfgs import lbfgs_inverse, remember
 from ._pairs import bottom_eig
 from ._pd_projection import project_pd, projection_certificate
 
@@ -104,7 +105,6 @@ def minimize_pd(
             f"The starting point violates Lambda >= eps I (minimum eigenvalue "
             f"{lam:.6g} < eps={eps:.6g})."
         )
-    precondition = precondition if precondition is not None else (lambda v: v)
     f, g = fg(x)
     g_scale = max(np.abs(g).max(), np.finfo(float).tiny)
     s_hist, y_hist = [], []
@@ -112,24 +112,8 @@ def minimize_pd(
     n_iter, converged, stopped, kkt = 0, False, False, np.inf
     ptol_floor = np.inf  # tightened when an inexact projection gave no descent
 
-    def inverse_model(v):
-        """``B^{-1} v`` for the L-BFGS matrix ``B``: the two-loop recursion."""
-        q = v.copy()  # (n,) or (n, k): k right-hand sides at once
-        alphas = []
-        for s, y in zip(reversed(s_hist), reversed(y_hist)):
-            a = (s @ q) / (y @ s)
-            alphas.append(a)
-            q -= np.multiply.outer(y, a)
-        q = gamma * precondition(q)
-        for (s, y), a in zip(zip(s_hist, y_hist), reversed(alphas)):
-            q += np.multiply.outer(s, a - (y @ q) / (y @ s))
-        return q
-
     while True:
-        if s_hist:
-            gamma = (s_hist[-1] @ y_hist[-1]) / (y_hist[-1] @ precondition(y_hist[-1]))
-        else:  # first step of unit length in the M-norm
-            gamma = 1.0 / max(np.sqrt(abs(g @ precondition(g))), 1e-300)
+        inverse_model = lbfgs_inverse(s_hist, y_hist, g, precondition)  # B^{-1}
         # Inexact projections far from the optimum, tight ones near it.
         ptol = min(1e-3, max(1e-12, 1e-2 * kkt)) if np.isfinite(kkt) else 1e-3
         ptol = min(ptol, ptol_floor)
@@ -175,12 +159,7 @@ def minimize_pd(
         s, y = t * d, g_new - g
         x, f, g = x + s, f_new, g_new
         n_iter += 1
-        if y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
-            s_hist.append(s)
-            y_hist.append(y)
-            if len(s_hist) > memory:
-                s_hist.pop(0)
-                y_hist.pop(0)
+        remember(s_hist, y_hist, s, y, memory)
         if callback is not None and callback(x, f):
             stopped = True
             break
