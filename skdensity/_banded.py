@@ -94,18 +94,44 @@ def shift_below_spectrum(ab, n_bisect=10):
     return lo, factor
 
 
+def pattern_cholesky(rows, cols, vals, n_features):
+    """Cholesky factor of the symmetric matrix with upper-triangle entries
+    ``vals`` at ``(rows, cols)``, or None if it is not positive definite.
+
+    Band storage when the pattern is narrowly banded (grid masks), dense
+    otherwise. Returns ``(factor, banded)``: LAPACK's upper band of ``U``
+    (``A = U'U``) or a dense lower ``L``.
+    """
+    u = int((cols - rows).max(initial=0))
+    if narrow_band(n_features, u):
+        factor = banded_cholesky(band_storage(rows, cols, vals, n_features, u))
+        return None if factor is None else (factor, True)
+    A = np.zeros((n_features, n_features))
+    A[rows, cols] = vals
+    A[cols, rows] = vals
+    try:
+        return la.cholesky(A, lower=True), False
+    except la.LinAlgError:
+        return None
+
+
 def lower_cholesky(A, rows, cols):
     """Dense lower Cholesky factor of a positive definite ``A`` whose upper
-    triangle is supported on ``(rows, cols)``: in band storage when that
-    pattern is narrowly banded."""
-    u = int((cols - rows).max(initial=0))
-    n = A.shape[0]
-    if narrow_band(n, u):
-        factor = banded_cholesky(band_storage(rows, cols, A[rows, cols], n, u))
-        if factor is not None:  # upper band of U with A = U'U; L = U'
-            L = np.zeros_like(A)
-            for d in range(u + 1):
-                idx = np.arange(n - d)
-                L[idx + d, idx] = factor[u - d, d:]
-            return L
-    return la.cholesky(A, lower=True)
+    triangle is supported on ``(rows, cols)``."""
+    factor, banded = pattern_cholesky(rows, cols, A[rows, cols], A.shape[0])
+    if not banded:
+        return factor
+    n, u = A.shape[0], factor.shape[0] - 1
+    L = np.zeros_like(A)
+    for d in range(u + 1):  # the band of U, transposed
+        idx = np.arange(n - d)
+        L[idx + d, idx] = factor[u - d, d:]
+    return L
+
+
+def cholesky_solver(factor):
+    """``v -> A^{-1} v`` from :func:`pattern_cholesky`'s result."""
+    factor, banded = factor
+    if banded:
+        return lambda v: la.cho_solve_banded((factor, False), v, check_finite=False)
+    return lambda v: la.cho_solve((factor, True), v, check_finite=False)

@@ -38,7 +38,7 @@ complementarity :math:`\langle Z, \Lambda - \varepsilon I\rangle = 0`.
 import numpy as np
 import scipy.linalg as la
 
-from ._banded import band_storage, banded_cholesky, narrow_band
+from ._banded import cholesky_solver, pattern_cholesky
 from ._lbfgs import minimize_lbfgs
 from ._pairs import bottom_eig
 
@@ -129,8 +129,9 @@ def project_pd(
     if warm:
         # An outer solver's warm start needs no eigenpair of Lambda(x0): one
         # factorisation says whether x0 is feasible (0.4 ms against 5 ms).
-        lam0 = np.array([eps if _inverse_of(pairs, x0[:m] - eps * pairs.is_diag,
-                                            check=True) else -np.inf])
+        shifted = x0[:m] - eps * pairs.is_diag
+        feasible = pattern_cholesky(pairs.rows, pairs.cols, shifted, D) is not None
+        lam0 = np.array([eps if feasible else -np.inf])
         info = dict(n_iter=0)
     else:
         lam0, U0 = bottom_eig(Lam0)
@@ -244,27 +245,12 @@ def project_pd(
     return x, info
 
 
-def _inverse_of(pairs, theta, check=False):
-    """``v -> Lambda(theta)^{-1} v`` for a positive definite ``Lambda``:
-    band storage for grid masks, dense otherwise. With ``check=True``, only
-    whether ``Lambda`` is positive definite (a factorisation succeeds)."""
-    D = pairs.n_features
-    u = int((pairs.cols - pairs.rows).max(initial=0))
-    if narrow_band(D, u):
-        factor = banded_cholesky(band_storage(pairs.rows, pairs.cols, theta, D, u))
-        if check:
-            return factor is not None
-        if factor is not None:
-            return lambda v: la.cho_solve_banded((factor, False), v, check_finite=False)
-    try:
-        cf = la.cho_factor(pairs.to_dense(theta), lower=True)
-    except la.LinAlgError:
-        if check:
-            return False
-        raise
-    if check:
-        return True
-    return lambda v: la.cho_solve(cf, v, check_finite=False)
+def _inverse_of(pairs, theta):
+    """``v -> Lambda(theta)^{-1} v`` for a positive definite ``Lambda``."""
+    factor = pattern_cholesky(pairs.rows, pairs.cols, theta, pairs.n_features)
+    if factor is None:
+        raise la.LinAlgError("The preconditioning precision is not positive definite.")
+    return cholesky_solver(factor)
 
 
 def _compress(V, rtol=1e-10):

@@ -45,7 +45,7 @@ def test_bottom_eig_matches_lapack_definite_or_not(offset):
 def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
     # The projections of minimize_pd are preconditioned by a banded solve
     # for grid masks and a dense one otherwise: same constrained optimum.
-    import skdensity._pd_projection as pdp
+    import skdensity._banded as banded
 
     pairs = MaskPairs(grid_mask((10, 10), 8))
     P, _ = random_gmrf((10, 10), 8)
@@ -56,10 +56,10 @@ def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
         return 0.5 * np.sum(pairs.weights * r * r), pairs.weights * r
 
     x0 = pairs.from_dense(np.eye(100) * 20.0)
-    assert pdp.narrow_band(100, 11)
+    assert banded.narrow_band(100, 11)
     runs = {}
     for use_band in (True, False):
-        monkeypatch.setattr(pdp, "narrow_band", lambda n, u, b=use_band: b)
+        monkeypatch.setattr(banded, "narrow_band", lambda n, u, b=use_band: b)
         runs[use_band] = minimize_pd(fg, x0, pairs, eps=0.5, tol=1e-7)
     (x_band, info_band), (x_dense, info_dense) = runs[True], runs[False]
     assert info_band["converged"] and info_dense["converged"]
