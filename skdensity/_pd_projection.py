@@ -35,6 +35,8 @@ feasibility :math:`\lambda_{\min}(\Lambda) \ge \varepsilon` and
 complementarity :math:`\langle Z, \Lambda - \varepsilon I\rangle = 0`.
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg as la
 
@@ -301,7 +303,11 @@ def _polish(x0, x, V, lam, U, kkt, pairs, solve, lift, certificate, eps, max_ste
         G = K.T @ BK[:m]
         g = K.T @ x0[:m] - eps * (ii == jj)
         try:
-            coef = -la.solve(0.5 * (G + G.T), g, assume_a="pos")
+            with warnings.catch_warnings():
+                # An ill-conditioned block still gives a candidate; it is
+                # kept only if the certificate below improves.
+                warnings.simplefilter("ignore", la.LinAlgWarning)
+                coef = -la.solve(0.5 * (G + G.T), g, assume_a="pos")
         except (la.LinAlgError, ValueError):
             break
         M = np.zeros((r, r))
