@@ -5,7 +5,7 @@ data that computes the empirical covariance. Held-out log-likelihoods sit
 beside scikit-learn's LedoitWolf, GaussianMixture(n_components=1) and
 GraphicalLasso (which is reported as it happens, failure included).
 
-Run: ``python3 benchmarks/bench_masked_gaussian.py [--skip-glasso]``
+Run: ``python3 benchmarks/bench_masked_gaussian.py [--skip-glasso] [--reg 0.01]``
 """
 
 import argparse
@@ -34,7 +34,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-glasso", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reg", type=float, default=0.01, help="variance floor of SM and MLE")
     args = parser.parse_args()
+    reg = args.reg
     X = load_mnist().data
     perm = np.random.default_rng(0).permutation(len(X))
     X_train, X_test = X[perm[:8000]], X[perm[8000:]]
@@ -45,8 +47,8 @@ def main():
     print("|---|---|---|---|---|---|")
     for label, data in [("MNIST-10k", X), ("MNIST-10k tiled to 60,000", np.tile(X, (6, 1)))]:
         t_cov, _ = best_of(lambda: data_moments(data), args.repeat)
-        t_sm, _ = best_of(lambda: MaskedGaussianSM().fit(data), args.repeat)
-        t_mle, _ = best_of(lambda: MaskedGaussianMLE().fit(data), max(1, args.repeat - 2))
+        t_sm, _ = best_of(lambda: MaskedGaussianSM(reg=reg).fit(data), args.repeat)
+        t_mle, _ = best_of(lambda: MaskedGaussianMLE(reg=reg).fit(data), max(1, args.repeat - 2))
         print(f"| {label} | {t_cov:.3f} | {t_sm:.3f} | {t_sm / t_cov:.1f}x "
               f"| {t_mle:.2f} | {t_mle / t_cov:.1f}x |")
 
@@ -54,12 +56,12 @@ def main():
     print("| model | held-out | fit s |")
     print("|---|---|---|")
     rows = [
-        ("MaskedGaussianSM(connectivity=4)", lambda: MaskedGaussianSM(connectivity=4)),
-        ("MaskedGaussianMLE(connectivity=4)", lambda: MaskedGaussianMLE(connectivity=4)),
-        ("MaskedGaussianSM(connectivity=8)", lambda: MaskedGaussianSM()),
-        ("MaskedGaussianMLE(connectivity=8)", lambda: MaskedGaussianMLE()),
-        ("full Gaussian, same reg: GaussianMixture(1, reg_covar=0.01)",
-         lambda: GaussianMixture(1, covariance_type="full", reg_covar=0.01, random_state=0)),
+        ("MaskedGaussianSM(connectivity=4)", lambda: MaskedGaussianSM(connectivity=4, reg=reg)),
+        ("MaskedGaussianMLE(connectivity=4)", lambda: MaskedGaussianMLE(connectivity=4, reg=reg)),
+        ("MaskedGaussianSM(connectivity=8)", lambda: MaskedGaussianSM(reg=reg)),
+        ("MaskedGaussianMLE(connectivity=8)", lambda: MaskedGaussianMLE(reg=reg)),
+        (f"full Gaussian, same reg: GaussianMixture(1, reg_covar={reg:g})",
+         lambda: GaussianMixture(1, covariance_type="full", reg_covar=reg, random_state=0)),
         ("LedoitWolf", lambda: LedoitWolf()),
         ("GraphicalLasso(alpha=0.01)", lambda: GraphicalLasso(alpha=0.01, max_iter=50)),
     ]
