@@ -141,6 +141,21 @@ def test_mle_cg_path_matches_dense():
     np.testing.assert_allclose(cg, dense, atol=1e-7 * np.abs(dense).max())
 
 
+def test_mle_start_does_not_matter():
+    # The default start is score matching to a loose tolerance; an accurate
+    # start and the diagonal start reach the same optimum, with no warning.
+    P, mask = random_gmrf((6, 6), 8, seed=4)
+    S = np.cov(sample_gmrf(P, 2000).T, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default, info = covariance_selection(S, mask, max_dense_pairs=0)
+    accurate, _ = masked_score_matching(S, mask, tol=1e-10)
+    for init in (accurate, np.diag(1 / np.diag(S))):
+        other, _ = covariance_selection(S, mask, init=init, max_dense_pairs=0)
+        np.testing.assert_allclose(other, default, atol=1e-7 * np.abs(default).max())
+    assert info["converged"]
+
+
 @pytest.mark.parametrize("Est", ESTIMATORS)
 def test_score_samples_equals_scipy(Est):
     rng = np.random.default_rng(0)
