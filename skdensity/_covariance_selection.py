@@ -66,7 +66,7 @@ def _newton_direction_dense(Sigma, grad, pairs):
 
 
 def _newton_direction_cg(Sigma, x, grad, pairs, rtol, recycled=None, n_keep=20, max_cg=500):
-    """Newton direction by preconditioned CG at the precision with free entries ``x``.
+    r"""Newton direction by preconditioned CG at the precision with free entries ``x``.
 
     The preconditioner is :math:`R \mapsto P_E(\Lambda R \Lambda)`, updated
     by L-BFGS with curvature pairs ``(p, H p)`` that the previous Newton
