@@ -18,7 +18,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
-from ._banded import lower_cholesky
+from ._banded import cholesky_inverse, lower_cholesky
 from ._pairs import as_pairs
 from .masks import _check_image_shape as check_image_shape
 from .masks import check_mask, grid_mask
@@ -343,9 +343,7 @@ class BaseMaskedGaussian(BaseGaussian):
         inverse costs more than the rest of a score matching fit after the
         covariance pass); scoring and sampling never need it.
         """
-        L = self.precision_cholesky_
-        C = la.cho_solve((L, True), np.eye(L.shape[0]))
-        return 0.5 * (C + C.T)
+        return cholesky_inverse((self.precision_cholesky_, False))
 
     def _setup_structure(self, n_features):
         self.image_shape_ = resolve_image_shape(self.image_shape, n_features)

@@ -25,7 +25,8 @@ def as_pairs(mask):
 
     Index structures of recent masks are cached by content (building one
     for a 28x28 grid costs about 5 ms, a visible share of a score matching
-    fit; hashing the mask costs 0.1 ms). MaskPairs are never modified.
+    fit; hashing the mask costs 0.1 ms). MaskPairs are never modified,
+    except to build further index structures lazily, once.
     """
     if isinstance(mask, MaskPairs):
         return mask
@@ -242,12 +243,12 @@ class MaskPairs:
         offset = np.arange(i.size) - np.repeat(np.cumsum(deg) - deg, deg)
         return i, self.indices[np.repeat(self.indptr[nodes], deg) + offset]
 
-    def neighbour_products(self, first, second):
-        """Triples ``(p, k, q)`` pairing each free entry ``p = (first, second)``
-        with every neighbour ``k`` of ``second`` and the pair ``q = (k, second)``.
+    def neighbour_products(self, second):
+        """Triples ``(p, k, q)`` pairing each free entry ``p`` with every
+        neighbour ``k`` of its end ``second[p]`` and the pair ``q = (k, second[p])``.
 
-        ``first`` and ``second`` are the two index arrays of the pairs (either
-        orientation). Used to assemble sparse operators such as the score
+        ``second`` is one of the two index arrays of the pairs (``rows`` or
+        ``cols``). Used to assemble sparse operators such as the score
         matching Hessian without Python loops.
         """
         p, k = self._expand_neighbours(second)

@@ -66,8 +66,8 @@ def score_matching_hessian(S, pairs):
     """
     # (S Delta + Delta S)/2 at pair (a, b), for Delta = E_q, collects
     # S[a, k] Delta[k, b] over neighbours k of b, and the mirror term.
-    p1, k1, q1 = pairs.neighbour_products(pairs.rows, pairs.cols)
-    p2, k2, q2 = pairs.neighbour_products(pairs.cols, pairs.rows)
+    p1, k1, q1 = pairs.neighbour_products(pairs.cols)
+    p2, k2, q2 = pairs.neighbour_products(pairs.rows)
     vals = np.concatenate([S[pairs.rows[p1], k1], S[pairs.cols[p2], k2]])
     p = np.concatenate([p1, p2])
     vals *= 0.5 * pairs.weights[p]
