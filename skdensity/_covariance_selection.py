@@ -40,7 +40,7 @@ import scipy.linalg as la
 from sklearn.exceptions import ConvergenceWarning
 
 from ._banded import cholesky_inverse, log_det, pattern_cholesky
-from ._lbfgs import lbfgs_inverse
+from ._lbfgs import LBFGSMemory
 from ._pairs import as_pairs, bottom_eig
 from ._score_matching import masked_score_matching
 
@@ -85,7 +85,13 @@ def _newton_direction_cg(Sigma, x, grad, pairs, rtol, recycled=None, n_keep=20, 
     def base(r):  # (Lambda R Lambda)_E: the unprojected inverse Hessian
         return sandwich @ (r / w)
 
-    precond = lbfgs_inverse(*recycled, grad, base) if recycled else base
+    if recycled:
+        memory = LBFGSMemory(len(recycled[0]), base)
+        for s, y in zip(*recycled):
+            memory.add(s, y)
+        precond = memory.inverse(grad)
+    else:
+        precond = base
     x = np.zeros_like(grad)
     r = -grad
     z = precond(r)

@@ -6,13 +6,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.linalg as la
-from scipy.sparse.linalg import splu
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._banded import single_threaded, spd_solver
 from ._base import BaseMaskedGaussian, GaussianDensity, sample_from
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
@@ -48,12 +48,13 @@ def _sm_preconditioner(S, pairs, extra_scale=None):
     iterations on 8x8 natural patches). ``extra_scale`` scales trailing
     unconstrained coordinates (NCE's log-normaliser).
     """
-    lu = splu(score_matching_hessian(S, pairs), permc_spec="MMD_AT_PLUS_A")
+    solve = spd_solver(score_matching_hessian(S, pairs))
     m = pairs.n_pairs
 
     def apply(v):
         out = np.empty_like(v)
-        out[:m] = lu.solve(v[:m])
+        with single_threaded():  # a banded solve: threads cost more than they save
+            out[:m] = solve(v[:m])
         out[m:] = v[m:] * (extra_scale if extra_scale is not None else 1.0)
         return out
 

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from ._banded import shift_below_spectrum, single_threaded, upper_band
+from ._banded import banded_solver, shift_below_spectrum, single_threaded, upper_band
 
 
 _PAIRS_CACHE = {}
@@ -60,8 +60,7 @@ def bottom_eig(A, k=1):
         shift, factor = shift_below_spectrum(ab) if ab is not None else (None, None)
         try:
             if factor is not None:
-                op = LinearOperator((D, D), dtype=float,
-                                    matvec=lambda v: la.cho_solve_banded((factor, False), v))
+                op = LinearOperator((D, D), dtype=float, matvec=banded_solver(factor))
                 with single_threaded():  # many small triangular solves
                     w, U = eigsh(A, k=k, sigma=shift, which="LM", OPinv=op, tol=0,
                                  v0=np.ones(D))
@@ -178,29 +177,42 @@ class MaskPairs:
             out += (U[:, : D - o] * U[:, o:]) @ v
         return out
 
-    def quadratic_features(self, U, block=512):
+    def quadratic_features(self, U, V=None):
         """Features ``Phi`` with ``-u' Lambda(theta) u / 2 = Phi @ theta``.
 
         Row ``i`` holds ``-w_p u_a u_b / 2`` for every free entry
         ``p = (a, b)``: a Gaussian's unnormalised log-density is linear in
         ``theta``, so objectives such as NCE are logistic regressions on
-        these features. Memory: ``n_samples * n_pairs`` floats. Built pair by
-        pair from contiguous rows of ``U.T`` (5x faster than gathering
-        columns) and returned as a Fortran-ordered array.
+        these features. Given ``V`` (same shape as ``U``), the features of
+        ``U`` minus those of ``V`` (conditional NCE's pairs), without a
+        second matrix. Memory: ``n_samples * n_pairs`` floats, returned as a
+        Fortran-ordered array.
+
+        Built one pair at a time from contiguous rows of ``U.T``, written in
+        place: gathering blocks of rows made two temporaries of the
+        result's size per block (measured on 88,000 x 784 samples, 8-connected:
+        9.5 s against 0.9 s).
         """
         UT = np.ascontiguousarray(np.asarray(U, dtype=float).T)
+        VT = None if V is None else np.ascontiguousarray(np.asarray(V, dtype=float).T)
         out = np.empty((self.n_pairs, UT.shape[1]))
         scale = -0.5 * self.weights
+        rows, cols = self.rows, self.cols
+        tmp = [np.empty(UT.shape[1]) for _ in range(2)]
 
-        def fill(start):
-            sl = slice(start, start + block)
-            np.multiply(UT[self.rows[sl]], UT[self.cols[sl]], out=out[sl])
-            out[sl] *= scale[sl, None]
+        def fill(worker):
+            # numpy's ufuncs release the GIL: two threads fill disjoint rows.
+            buf = tmp[worker]
+            for p in range(worker, self.n_pairs, 2):
+                row = out[p]
+                np.multiply(UT[rows[p]], UT[cols[p]], out=row)
+                if VT is not None:
+                    np.multiply(VT[rows[p]], VT[cols[p]], out=buf)
+                    row -= buf
+                row *= scale[p]
 
-        # numpy's ufuncs release the GIL: two threads fill disjoint blocks
-        # (the work is first-touch page faults and memory traffic).
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(fill, range(0, self.n_pairs, block)))
+            list(pool.map(fill, range(2)))
         return out.T
 
     def sandwich_matrix(self, theta):
@@ -288,11 +300,7 @@ class QuadraticFeatures:
         return Uc, Vc
 
     def _block(self, sl):
-        Uc, Vc = self._rows(sl)
-        Phi = self.pairs.quadratic_features(Uc)
-        if Vc is not None:
-            Phi -= self.pairs.quadratic_features(Vc)
-        return Phi
+        return self.pairs.quadratic_features(*self._rows(sl))
 
     def __matmul__(self, theta):
         if self._Phi is not None:

@@ -39,7 +39,7 @@ I\rangle = 0`.
 
 import numpy as np
 
-from ._lbfgs import lbfgs_inverse, remember
+from ._lbfgs import LBFGSMemory
 from ._pairs import bottom_eig
 from ._pd_projection import project_pd, projection_certificate
 
@@ -107,13 +107,13 @@ def minimize_pd(
         )
     f, g = fg(x)
     g_scale = max(np.abs(g).max(), np.finfo(float).tiny)
-    s_hist, y_hist = [], []
+    mem = LBFGSMemory(memory, precondition)
     V = np.zeros((pairs.n_features, 0))
     n_iter, converged, stopped, kkt = 0, False, False, np.inf
     ptol_floor = np.inf  # tightened when an inexact projection gave no descent
 
     while True:
-        inverse_model = lbfgs_inverse(s_hist, y_hist, g, precondition)  # B^{-1}
+        inverse_model = mem.inverse(g)  # B^{-1}
         # Inexact projections far from the optimum, tight ones near it.
         ptol = min(1e-3, max(1e-12, 1e-2 * kkt)) if np.isfinite(kkt) else 1e-3
         ptol = min(ptol, ptol_floor)
@@ -139,8 +139,8 @@ def minimize_pd(
             if ptol_floor > 1e-14:
                 ptol_floor = max(1e-14, 1e-3 * min(ptol, ptol_floor))
                 continue
-            if s_hist:
-                s_hist, y_hist = [], []
+            if len(mem):
+                mem.clear()
                 continue
             break  # no descent direction left: stationary to rounding
         ptol_floor = np.inf
@@ -159,7 +159,7 @@ def minimize_pd(
         s, y = t * d, g_new - g
         x, f, g = x + s, f_new, g_new
         n_iter += 1
-        remember(s_hist, y_hist, s, y, memory)
+        mem.add(s, y)
         if callback is not None and callback(x, f):
             stopped = True
             break

@@ -39,10 +39,10 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
-from scipy.sparse.linalg import eigsh, splu
+from scipy.sparse.linalg import eigsh
 from sklearn.exceptions import ConvergenceWarning
 
-from ._banded import single_threaded
+from ._banded import single_threaded, spd_solver
 from ._pairs import as_pairs
 from ._pd_projection import project_pd, projection_certificate
 
@@ -148,13 +148,13 @@ def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
     eps = resolve_eps(eps, S)
     H = score_matching_hessian(S, pairs)
     try:
-        lu = splu(H, permc_spec="MMD_AT_PLUS_A")
+        solve = spd_solver(H)
     except RuntimeError as exc:  # exactly singular
         raise ValueError(
             "The score matching system is singular: the covariance is not "
             "positive definite. Use reg > 0."
         ) from exc
-    theta0 = lu.solve(pairs.is_diag.astype(float))
+    theta0 = solve(pairs.is_diag.astype(float))
     if not np.all(np.isfinite(theta0)):
         raise ValueError(
             "The score matching system is singular: the covariance is not "
@@ -166,7 +166,7 @@ def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
 
     # The constrained optimum is the projection of the unconstrained one in
     # the metric of the Hessian (J is quadratic): see project_pd.
-    theta, pinfo = project_pd(theta0, lu.solve, pairs, eps, tol=tol, max_iter=max_iter,
+    theta, pinfo = project_pd(theta0, solve, pairs, eps, tol=tol, max_iter=max_iter,
                               init=init, certificate=certificate, verbose=verbose)
     V = pinfo["dual_factor"]
     precision = pairs.to_dense(theta)
