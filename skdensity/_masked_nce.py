@@ -110,6 +110,23 @@ def _smooth(X, reg, rng):
     return X + np.sqrt(reg) * rng.standard_normal(X.shape) if reg > 0 else X
 
 
+def _shaped_by(S, xi):
+    """The rows of ``xi`` (standard normal) mapped to ``N(0, S)``.
+
+    ``xi L'`` with ``S = L L'``, a triangular product in place on ``xi``
+    (0.43 s for 40,000 x 784 against 2.4 s for two products with the
+    symmetric square root; any square root gives the same distribution).
+    A semi-definite ``S`` (``reg=0`` with constant pixels) takes the
+    eigendecomposition.
+    """
+    try:
+        L = la.cholesky(S, lower=True, check_finite=False)
+    except la.LinAlgError:
+        w, U = la.eigh(S)
+        return (xi @ U) * np.sqrt(np.clip(w, 0, None)) @ U.T
+    return la.blas.dtrmm(1.0, L, xi.T, lower=1, overwrite_b=1).T
+
+
 class _BaseMaskedNCE(BaseMaskedGaussian):
     """Shared set-up of the noise-contrastive masked Gaussians."""
 
@@ -301,8 +318,8 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
                 "samples; NCE needs a noise with full support, e.g. a Gaussian kernel."
             )
         budget = self._feature_budget((len(X) + len(Y)) * m * 8)
-        Phi_x = QuadraticFeatures(pairs, X - centre, max_bytes=budget)
-        Phi_y = QuadraticFeatures(pairs, Y - centre, max_bytes=budget)
+        Phi_x = QuadraticFeatures(pairs, X, centre=centre, max_bytes=budget)
+        Phi_y = QuadraticFeatures(pairs, Y, centre=centre, max_bytes=budget)
         b_x = -np.log(nu) - log_pn_x
         b_y = -np.log(nu) - log_pn_y
         self._eps = resolve_eps(self.eps, S)
@@ -363,7 +380,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
 
     Conditional noise-contrastive estimation (Ceylan & Gutmann 2018) pairs
     each data point :math:`x` with ``n_noise_draws`` noisy copies
-    :math:`y = x + \epsilon S^{1/2}\xi`, :math:`\xi \sim N(0, I)`, and
+    :math:`y = x + \epsilon L\xi`, :math:`\xi \sim N(0, I)`, :math:`LL^\top = S`, and
     minimises :math:`\overline{\log(1+\exp(-(\log\tilde p(x) - \log\tilde
     p(y))))}`. The noise is symmetric, so its density cancels, and so does
     the normaliser: ``score_samples`` uses the exact one from
@@ -389,8 +406,9 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
     assume_centered : bool, default=False
         If True, the mean is taken to be zero.
     noise_shape : {"covariance", "isotropic"}, default="covariance"
-        ``"covariance"``: :math:`\xi` is shaped by the data's covariance
-        :math:`S^{1/2}`; ``"isotropic"``: :math:`y = x + \epsilon\xi` (then
+        ``"covariance"``: :math:`\xi` is shaped by the data's covariance,
+        :math:`L\xi` with :math:`LL^\top = S` (Cholesky; the noise is
+        :math:`N(0, \epsilon^2 S)`); ``"isotropic"``: :math:`y = x + \epsilon\xi` (then
         the small-noise limit is exactly :class:`MaskedGaussianSM`; with the
         covariance shape it is score matching in the metric :math:`S`).
         Isotropic noise on raw pixels gave poor or indefinite fits.
@@ -487,8 +505,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
         xi = rng.standard_normal(Xr.shape)
         if self.noise_shape == "covariance":
-            w, U = la.eigh(S)  # the smoothed data's covariance
-            xi = (xi @ U) * np.sqrt(np.clip(w, 0, None)) @ U.T
+            xi = _shaped_by(S, xi)  # the smoothed data's covariance
         # Antithetic pairs: the first-order terms of +xi and -xi cancel
         # exactly, so the objective's sampling noise does not blow up as
         # the noise scale shrinks (it tends to score matching instead).

@@ -74,6 +74,25 @@ def test_quadratic_features_are_the_log_density():
                                -0.5 * np.einsum("ij,jk,ik->i", U, P, U))
 
 
+def _naive_features(pairs, U):
+    return -0.5 * pairs.weights * U[:, pairs.rows] * U[:, pairs.cols]
+
+
+@pytest.mark.parametrize("block", [1, 700, 8192])
+def test_quadratic_features_blocks_centre_and_shift(block):
+    # Built block by block in two threads (uneven split, remainder block):
+    # the same matrix as the textbook products, centred and shifted.
+    rng = np.random.default_rng(3)
+    pairs = MaskPairs(grid_mask((4, 5), 8))
+    U = rng.normal(size=(3001, 20)) if block > 1 else rng.normal(size=(7, 20))
+    direction, centre = rng.normal(size=U.shape), rng.normal(size=20)
+    got = pairs.quadratic_features(U, direction, 0.3, centre, block=block)
+    expected = _naive_features(pairs, U - centre) - _naive_features(pairs, U - centre + 0.3 * direction)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(pairs.quadratic_features(U, block=block), _naive_features(pairs, U),
+                               rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("shifted", [False, True])
 def test_feature_operator_recomputed_equals_stored(graph, shifted):
@@ -88,15 +107,17 @@ def test_feature_operator_recomputed_equals_stored(graph, shifted):
         mask = grid_mask((5, 6), 8)
     pairs = MaskPairs(mask)
     U = rng.normal(size=(3001, pairs.n_features))
+    centre = rng.normal(size=pairs.n_features)
     direction = rng.normal(size=U.shape) if shifted else None
     theta, d = rng.normal(size=pairs.n_pairs), rng.normal(size=len(U))
-    stored = QuadraticFeatures(pairs, U, direction, 0.3)
-    streamed = QuadraticFeatures(pairs, U, direction, 0.3, max_bytes=0, chunk=500)
+    stored = QuadraticFeatures(pairs, U, direction, 0.3, centre=centre)
+    streamed = QuadraticFeatures(pairs, U, direction, 0.3, centre=centre, max_bytes=0, chunk=500)
     assert stored.stored and not streamed.stored
-    Phi = pairs.quadratic_features(U)
+    Phi = _naive_features(pairs, U - centre)
     if shifted:
-        Phi = Phi - pairs.quadratic_features(U + 0.3 * direction)
+        Phi = Phi - _naive_features(pairs, U - centre + 0.3 * direction)
     np.testing.assert_allclose(stored @ theta, Phi @ theta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stored.T @ d, Phi.T @ d, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(streamed @ theta, Phi @ theta, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(streamed.T @ d, Phi.T @ d, rtol=1e-10, atol=1e-10)
 
