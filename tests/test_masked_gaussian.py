@@ -166,6 +166,21 @@ def test_score_samples_equals_scipy(Est):
     assert np.isclose(est.score(X), est.score_samples(X).mean())
 
 
+@pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((20, 30), 4)])
+def test_banded_score_samples_equals_dense_formula(shape, conn):
+    # Grid masks score along pixel offsets in row blocks on two threads
+    # (here several blocks per thread): the dense textbook formula agrees.
+    P, _ = random_gmrf(shape, conn, seed=3)
+    X = sample_gmrf(P, 2500, seed=5) + 0.5
+    est = MaskedGaussianSM(image_shape=shape, connectivity=conn).fit(X)
+    Xc = X - est.location_
+    _, log_det = np.linalg.slogdet(est.precision_)
+    ref = -0.5 * np.einsum("ij,jk,ik->i", Xc, est.precision_, Xc) + 0.5 * (
+        log_det - X.shape[1] * np.log(2 * np.pi))
+    np.testing.assert_allclose(est.score_samples(X), ref, rtol=1e-11)
+    np.testing.assert_allclose(est.score_samples(X[:1]), ref[:1], rtol=1e-11)
+
+
 @pytest.mark.parametrize("method", ["cholesky", "sqrtm"])
 def test_samplers_match_model_covariance(method):
     P, _ = random_gmrf((3, 3), 8, seed=4)
