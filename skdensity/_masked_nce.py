@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._banded import single_threaded, spd_solver
-from ._base import BaseMaskedGaussian, GaussianDensity, sample_from
+from ._base import BaseMaskedGaussian, GaussianDensity, sample_from, standard_normal
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
 from ._pairs import QuadraticFeatures, as_pairs
@@ -107,7 +107,7 @@ def _smooth(X, reg, rng):
     never change (MNIST's borders) are perfectly separable from any noise
     that varies there, and the objectives are unbounded.
     """
-    return X + np.sqrt(reg) * rng.standard_normal(X.shape) if reg > 0 else X
+    return X + np.sqrt(reg) * standard_normal(rng, X.shape) if reg > 0 else X
 
 
 def _shaped_by(S, xi):
@@ -145,11 +145,14 @@ class _BaseMaskedNCE(BaseMaskedGaussian):
             return np.inf if total_bytes <= _FEATURE_MEMORY else 0
         return np.inf if self.precompute else 0
 
-    def _finish(self, theta, info, pairs, loss_curve):
+    def _finish(self, theta, info, pairs, loss_curve, separable=False):
         precision = pairs.to_dense(theta)
         self.eps_ = self._eps
         self.loss_curve_ = np.asarray(loss_curve)
-        if not info["converged"] and not info["stopped"]:
+        # Separable data have no optimum (the loss heads to zero): the
+        # SeparableNoiseWarning says so and what to do; a ConvergenceWarning
+        # advising more iterations would mislead.
+        if not info["converged"] and not info["stopped"] and not separable:
             warnings.warn(
                 f"{type(self).__name__} stopped after {info['n_iter']} iterations "
                 f"with a relative KKT residual of {info['kkt_residual']:.2e} > "
@@ -356,10 +359,10 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         c = cache["c"]
         self.noise_ = noise
         self.log_normalizer_ = float(c)
-        precision, info = self._finish(theta, info, pairs, curve)
+        self.accuracy_ = nce_accuracy(Phi_x @ theta + c + b_x, Phi_y @ theta + c + b_y)
+        precision, info = self._finish(theta, info, pairs, curve, self.accuracy_ >= _SEPARABLE)
         logdet = 2.0 * np.log(np.diag(la.cholesky(precision, lower=True))).sum()
         self.normalizer_gap_ = float(c - 0.5 * (logdet - len(precision) * np.log(2 * np.pi)))
-        self.accuracy_ = nce_accuracy(Phi_x @ theta + c + b_x, Phi_y @ theta + c + b_y)
         if self.accuracy_ >= _SEPARABLE:
             warnings.warn(
                 f"Data and noise are (near-)perfectly separable (classification accuracy "
@@ -503,7 +506,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         centre = 0.0 if self.assume_centered else X.mean(axis=0)
         X = _smooth(X, self.reg, rng)
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
-        xi = rng.standard_normal(Xr.shape)
+        xi = standard_normal(rng, Xr.shape)
         if self.noise_shape == "covariance":
             xi = _shaped_by(S, xi)  # the smoothed data's covariance
         # Antithetic pairs: the first-order terms of +xi and -xi cancel
@@ -536,9 +539,9 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
             verbose=self.verbose, callback=record, precondition=_sm_preconditioner(S, pairs),
         )
         self.noise_scale_ = scale
-        precision, info = self._finish(theta, info, pairs, curve)
         g = Phi @ theta
         self.accuracy_ = float(np.mean(g > 0))
+        precision, info = self._finish(theta, info, pairs, curve, self.accuracy_ >= _SEPARABLE)
         if self.accuracy_ >= _SEPARABLE:
             warnings.warn(
                 f"Data points and their noisy copies are (near-)perfectly separable "
