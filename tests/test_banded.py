@@ -105,3 +105,25 @@ def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
     np.testing.assert_allclose(x_band, x_dense, rtol=1e-6, atol=1e-7)
     assert info_band["min_eigenvalue"] >= 0.5 * (1 - 1e-9)
     assert info_band["min_eigenvalue"] < 0.6  # the constraint is active
+
+
+def test_bottom_eig_resolves_a_tight_cluster_without_dense_fallback(monkeypatch):
+    # A precision from a 4-connected conditional NCE fit on MNIST: six
+    # eigenvalues within 4e-7 of each other (relative 5e-6) next to the
+    # smallest. ARPACK with its
+    # default basis did not converge on it (the dense fallback then ran,
+    # after 8 s); a wider basis must resolve it, so LAPACK is forbidden here.
+    from pathlib import Path
+
+    A = sp.load_npz(Path(__file__).with_name("clustered_precision.npz"))
+    expected = np.linalg.eigvalsh(A.toarray())[:4]
+    assert expected[3] - expected[1] < 5e-6 * expected[1]  # the cluster
+
+    def no_dense(*args, **kwargs):
+        raise AssertionError("fell back to the dense eigensolver")
+
+    monkeypatch.setattr(la, "eigh", no_dense)
+    w, U = bottom_eig(sp.csr_array(A), k=4)
+    np.testing.assert_allclose(w, expected, rtol=1e-12)
+    np.testing.assert_allclose(A @ U, U * w, atol=1e-10)
+
