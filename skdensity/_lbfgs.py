@@ -116,10 +116,10 @@ class LBFGSMemory:
         self._order = []  # storage slots, oldest first
         self._S = self._Y = self._PY = None
 
-    def add(self, s, y, py=None):
+    def add(self, s, y):
         """Keep ``(s, y)`` if its curvature is positive (a cosine test, so
         independent of the data's scale); the oldest pair beyond ``memory``
-        is overwritten. ``py``, if known, is ``P y``."""
+        is overwritten."""
         if not y @ s > 1e-10 * np.linalg.norm(y) * np.linalg.norm(s):
             return False
         if self._S is None:
@@ -132,7 +132,7 @@ class LBFGSMemory:
             slot = self._order.pop(0)
         self._order.append(slot)
         self._S[slot], self._Y[slot] = s, y
-        self._PY[slot] = self.precondition(y) if py is None else py
+        self._PY[slot] = self.precondition(y)
         k = len(self._order)
         # SY[i, j] = s_i' y_j: the new slot's row and column
         self._SY[slot, :k], self._SY[:k, slot] = self._Y[:k] @ s, self._S[:k] @ y
@@ -154,7 +154,8 @@ class LBFGSMemory:
 
         The initial matrix is ``gamma P``: ``gamma`` matches the newest pair,
         or, without pairs, makes the step ``-H g`` of unit length in the
-        ``P``-norm.
+        ``P``-norm. The returned function reads the pair buffers in place
+        (no copies per call): it is valid until the next ``add`` or ``clear``.
         """
         P = self.precondition
         k = len(self._order)

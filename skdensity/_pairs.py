@@ -69,7 +69,7 @@ def bottom_eig(A, k=1):
                     w, U = eigsh(A, k=k, tol=0, v0=np.ones(D), maxiter=10, **kwargs)
                 except ArpackNoConvergence:
                     # A tight cluster at the bottom (a rank-6 multiplier pins six
-                    # eigenvalues within 1e-6 of eps in 4-connected cNCE on MNIST)
+                    # eigenvalues within 4e-7 of eps in 4-connected cNCE on MNIST)
                     # stalls Lanczos with ARPACK's default 2k + 1 (at least 20)
                     # basis vectors: 1-9 s or no convergence. A 64-vector basis
                     # resolves it in 25-45 ms.
