@@ -302,9 +302,10 @@ class QuadraticFeatures:
     8,000 MNIST digits, 18 GB for 500,000 noise samples. It is stored when it
     fits in ``max_bytes`` (then each product is one BLAS pass) and otherwise
     recomputed in row chunks on every product from the samples themselves
-    (:meth:`MaskPairs.quadratic_forms`, :meth:`MaskPairs.col_dots`): memory stays at the size of the data,
-    each product costs about 3-4 times a stored one (measured on 16,000
-    digits: 145 ms against 40 ms for both products).
+    (:meth:`MaskPairs.quadratic_forms`, :meth:`MaskPairs.col_dots`) on two
+    threads: memory stays at the size of the data, each product costs about
+    4 times a stored one (measured on 50,000 x 784 samples, 8-connected:
+    0.42 s against 0.11 s for both products; 0.85 s on one thread).
     """
 
     def __init__(self, pairs, U, direction=None, scale=0.0, *, centre=None, max_bytes=2**30,
@@ -328,27 +329,40 @@ class QuadraticFeatures:
         Vc = None if self.direction is None else Uc + self.scale * self.direction[sl]
         return Uc, Vc
 
+    def _chunks(self, work):
+        """``work(sl)`` over the row chunks, on two threads with single-threaded
+        BLAS (numpy's element-wise products release the GIL; the products are
+        small), returning each thread's results."""
+        def run(worker):
+            return [work(slice(i, i + self.chunk))
+                    for i in range(worker * self.chunk, self.shape[0], 2 * self.chunk)]
+
+        with single_threaded(), ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(run, range(2)))
+
     def __matmul__(self, theta):
         if self._Phi is not None:
             return self._Phi @ theta
         out = np.empty(self.shape[0])
-        for i in range(0, self.shape[0], self.chunk):
-            sl = slice(i, i + self.chunk)
+
+        def work(sl):
             out[sl] = sum(sign * self.pairs.quadratic_forms(W, theta)
                           for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
+
+        self._chunks(work)
         return -0.5 * out
 
     def rmatvec(self, d):
         """``Phi.T @ d``: the d-weighted second moments on the mask."""
         if self._Phi is not None:
             return self._Phi.T @ d
-        out = np.zeros(self.shape[1])
-        for i in range(0, self.shape[0], self.chunk):
-            sl = slice(i, i + self.chunk)
-            for sign, W in zip((1.0, -1.0), self._rows(sl)):
-                if W is not None:
-                    out += sign * self.pairs.col_dots(W, d[sl, None] * W)
-        return -0.5 * self.pairs.weights * out
+
+        def work(sl):
+            return sum(sign * self.pairs.col_dots(W, d[sl, None] * W)
+                       for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
+
+        parts = [part for results in self._chunks(work) for part in results]
+        return -0.5 * self.pairs.weights * np.sum(parts, axis=0)
 
     @property
     def T(self):
