@@ -7,6 +7,8 @@ Storage is LAPACK's upper banded form: ``ab[u + i - j, j] = A[i, j]`` for
 ``i <= j <= i + u``.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
@@ -29,6 +31,26 @@ def single_threaded():
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+def on_two_threads(n_rows, step, work):
+    """``work(worker, rows)`` for the row blocks ``rows`` of ``range(n_rows)``
+    (``step`` rows each), alternating between two threads (``worker`` 0 and
+    1), with single-threaded BLAS; returns each worker's list of results.
+
+    numpy's element-wise products release the GIL, and the BLAS calls on a
+    block are small (two BLAS threads under two of ours oversubscribed the 2
+    cores). A single block runs inline.
+    """
+    def run(worker):
+        return [work(worker, slice(start, min(start + step, n_rows)))
+                for start in range(worker * step, n_rows, 2 * step)]
+
+    with single_threaded():
+        if n_rows <= step:
+            return [run(0), []]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(run, range(2)))
 
 
 def narrow_band(n_features, bandwidth):

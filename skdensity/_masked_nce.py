@@ -12,13 +12,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._banded import single_threaded, spd_solver
-from ._base import BaseMaskedGaussian, GaussianDensity, sample_from, standard_normal
+from ._banded import log_det, pattern_cholesky, single_threaded
+from ._base import BaseMaskedGaussian, GaussianDensity, sample_from, sqrtm_rows, standard_normal
 from ._mle import MaskedGaussianMLE
 from ._nce import cnce_loss, nce_accuracy, nce_loss
 from ._pairs import QuadraticFeatures, as_pairs
 from ._pd_constraint import minimize_pd
-from ._score_matching import masked_score_matching, resolve_eps, score_matching_hessian
+from ._score_matching import _masked_score_matching, resolve_eps, score_matching_system
 from .exceptions import SeparableNoiseWarning
 
 # Classification accuracy above which data and noise count as separable.
@@ -29,36 +29,30 @@ _SEPARATED_ITERATIONS = 50
 _FEATURE_MEMORY = 4 * 2**30
 
 
-def _feasible_start(S, pairs, eps):
-    """Score matching estimate with Lambda >= 2 eps I: strictly feasible."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a rough start is enough
-        precision, _ = masked_score_matching(S, pairs, eps=2 * eps, tol=1e-4)
-    return pairs.from_dense(precision)
+def _start_and_preconditioner(S, pairs, eps):
+    """A strictly feasible start and an L-BFGS preconditioner, from one
+    factorisation of the score matching Hessian.
 
-
-def _sm_preconditioner(S, pairs, extra_scale=None):
-    """Inverse of the score matching Hessian, as an L-BFGS preconditioner.
-
-    Pixel products are strongly correlated (neighbouring pixels of natural
-    images correlate at 0.96), so the NCE objectives are badly conditioned in
-    the precision entries. Conditional NCE tends to score matching as its
-    noise shrinks, whose Hessian is sparse and factorised once; it is a good
-    approximation of their curvature (measured: 3000 -> a few hundred
-    iterations on 8x8 natural patches). ``extra_scale`` scales trailing
-    unconstrained coordinates (NCE's log-normaliser).
+    The start is the score matching estimate with ``Lambda >= 2 eps I``. The
+    preconditioner is the inverse of that Hessian: pixel products are
+    strongly correlated (neighbouring pixels of natural images correlate at
+    0.96), so the NCE objectives are badly conditioned in the precision
+    entries, and conditional NCE tends to score matching as its noise
+    shrinks; the score matching Hessian is a good approximation of their
+    curvature (measured: 3000 -> a few hundred iterations on 8x8 natural
+    patches).
     """
-    solve = spd_solver(score_matching_hessian(S, pairs))
-    m = pairs.n_pairs
+    system = score_matching_system(S, pairs)
+    with warnings.catch_warnings(), single_threaded():
+        warnings.simplefilter("ignore")  # a rough start is enough
+        precision, _ = _masked_score_matching(S, pairs, 2 * eps, 1e-4, 5000, None, 0, system)
+    solve = system[1]
 
-    def apply(v):
-        out = np.empty_like(v)
+    def precondition(v):
         with single_threaded():  # a banded solve: threads cost more than they save
-            out[:m] = solve(v[:m])
-        out[m:] = v[m:] * (extra_scale if extra_scale is not None else 1.0)
-        return out
+            return solve(v)
 
-    return apply
+    return pairs.from_dense(precision), precondition
 
 
 def _profile_log_normalizer(a_x, a_y, nu, c):
@@ -122,8 +116,7 @@ def _shaped_by(S, xi):
     try:
         L = la.cholesky(S, lower=True, check_finite=False)
     except la.LinAlgError:
-        w, U = la.eigh(S)
-        return (xi @ U) * np.sqrt(np.clip(w, 0, None)) @ U.T
+        return sqrtm_rows(xi, S)
     return la.blas.dtrmm(1.0, L, xi.T, lower=1, overwrite_b=1).T
 
 
@@ -326,7 +319,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         b_x = -np.log(nu) - log_pn_x
         b_y = -np.log(nu) - log_pn_y
         self._eps = resolve_eps(self.eps, S)
-        theta0 = _feasible_start(S, pairs, self._eps)
+        theta0, precondition = _start_and_preconditioner(S, pairs, self._eps)
         # The log-normaliser is profiled out: for each theta the optimal c
         # solves a one-dimensional convex problem (Newton, warm-started).
         # The profiled loss is convex in theta, its gradient is the partial
@@ -352,7 +345,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
 
         theta, info = minimize_pd(
             fg, theta0, pairs, self._eps, tol=self.tol, max_iter=self.max_iter,
-            verbose=self.verbose, callback=record, precondition=_sm_preconditioner(S, pairs),
+            verbose=self.verbose, callback=record, precondition=precondition,
         )
         if not np.array_equal(cache["theta"], theta):
             fg(theta)
@@ -361,7 +354,7 @@ class MaskedGaussianNCE(_BaseMaskedNCE):
         self.log_normalizer_ = float(c)
         self.accuracy_ = nce_accuracy(Phi_x @ theta + c + b_x, Phi_y @ theta + c + b_y)
         precision, info = self._finish(theta, info, pairs, curve, self.accuracy_ >= _SEPARABLE)
-        logdet = 2.0 * np.log(np.diag(la.cholesky(precision, lower=True))).sum()
+        logdet = log_det(pattern_cholesky(pairs.rows, pairs.cols, theta, pairs.n_features))
         self.normalizer_gap_ = float(c - 0.5 * (logdet - len(precision) * np.log(2 * np.pi)))
         if self.accuracy_ >= _SEPARABLE:
             warnings.warn(
@@ -515,7 +508,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
         Xr = np.concatenate([Xr, Xr])
         direction = np.concatenate([xi, -xi])
         self._eps = resolve_eps(self.eps, S)
-        theta0 = _feasible_start(S, pairs, self._eps)
+        theta0, precondition = _start_and_preconditioner(S, pairs, self._eps)
         if self.noise_scale == "auto":
             scale = self._auto_scale(pairs, Xr, direction, theta0)
         else:
@@ -536,7 +529,7 @@ class MaskedGaussianCNCE(_BaseMaskedNCE):
 
         theta, info = minimize_pd(
             fg, theta0, pairs, self._eps, tol=self.tol, max_iter=self.max_iter,
-            verbose=self.verbose, callback=record, precondition=_sm_preconditioner(S, pairs),
+            verbose=self.verbose, callback=record, precondition=precondition,
         )
         self.noise_scale_ = scale
         g = Phi @ theta

@@ -8,13 +8,18 @@ the diagonal and 2 off it.
 """
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from ._banded import banded_solver, shift_below_spectrum, single_threaded, upper_band
+from ._banded import (
+    banded_solver,
+    on_two_threads,
+    shift_below_spectrum,
+    single_threaded,
+    upper_band,
+)
 
 
 _PAIRS_CACHE = {}
@@ -212,31 +217,28 @@ class MaskPairs:
         rows, cols = self.rows, self.cols
         block = max(1, min(block, n))
         shift = 0.0 if centre is None else np.reshape(centre, (-1, 1))
+        # Per-thread buffers (np.empty touches no memory until used).
+        buffers = [(np.empty((D, block)), None if direction is None else np.empty((D, block)),
+                    np.empty(block)) for _ in range(2)]
 
-        def fill(worker):
-            # numpy's ufuncs release the GIL: two threads fill disjoint blocks.
-            UT = np.empty((D, block))
-            VT = None if direction is None else np.empty((D, block))
-            tmp = np.empty(block)
-            for start in range(worker * block, n, 2 * block):
-                sl = slice(start, min(start + block, n))
-                k = sl.stop - sl.start
-                u, t = UT[:, :k], tmp[:k]
-                np.subtract(U[sl].T, shift, out=u)
+        def fill(worker, sl):
+            UT, VT, tmp = buffers[worker]
+            k = sl.stop - sl.start
+            u, t = UT[:, :k], tmp[:k]
+            np.subtract(U[sl].T, shift, out=u)
+            if VT is not None:
+                v = VT[:, :k]
+                np.multiply(direction[sl].T, scale, out=v)
+                v += u
+            for p in range(self.n_pairs):
+                row = out[p, sl]
+                np.multiply(u[rows[p]], u[cols[p]], out=row)
                 if VT is not None:
-                    v = VT[:, :k]
-                    np.multiply(direction[sl].T, scale, out=v)
-                    v += u
-                for p in range(self.n_pairs):
-                    row = out[p, sl]
-                    np.multiply(u[rows[p]], u[cols[p]], out=row)
-                    if VT is not None:
-                        np.multiply(v[rows[p]], v[cols[p]], out=t)
-                        row -= t
-                    row *= weight[p]
+                    np.multiply(v[rows[p]], v[cols[p]], out=t)
+                    row -= t
+                row *= weight[p]
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(fill, range(2)))
+        on_two_threads(n, block, fill)
         return out.T
 
     def sandwich_matrix(self, theta):
@@ -329,27 +331,16 @@ class QuadraticFeatures:
         Vc = None if self.direction is None else Uc + self.scale * self.direction[sl]
         return Uc, Vc
 
-    def _chunks(self, work):
-        """``work(sl)`` over the row chunks, on two threads with single-threaded
-        BLAS (numpy's element-wise products release the GIL; the products are
-        small), returning each thread's results."""
-        def run(worker):
-            return [work(slice(i, i + self.chunk))
-                    for i in range(worker * self.chunk, self.shape[0], 2 * self.chunk)]
-
-        with single_threaded(), ThreadPoolExecutor(max_workers=2) as pool:
-            return list(pool.map(run, range(2)))
-
     def __matmul__(self, theta):
         if self._Phi is not None:
             return self._Phi @ theta
         out = np.empty(self.shape[0])
 
-        def work(sl):
+        def work(_, sl):
             out[sl] = sum(sign * self.pairs.quadratic_forms(W, theta)
                           for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
 
-        self._chunks(work)
+        on_two_threads(self.shape[0], self.chunk, work)
         return -0.5 * out
 
     def rmatvec(self, d):
@@ -357,11 +348,12 @@ class QuadraticFeatures:
         if self._Phi is not None:
             return self._Phi.T @ d
 
-        def work(sl):
+        def work(_, sl):
             return sum(sign * self.pairs.col_dots(W, d[sl, None] * W)
                        for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
 
-        parts = [part for results in self._chunks(work) for part in results]
+        parts = [part for results in on_two_threads(self.shape[0], self.chunk, work)
+                 for part in results]
         return -0.5 * self.pairs.weights * np.sum(parts, axis=0)
 
     @property

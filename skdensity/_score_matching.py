@@ -143,17 +143,24 @@ def masked_score_matching(
         return _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose)
 
 
-def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose):
-    pairs = as_pairs(mask)
-    eps = resolve_eps(eps, S)
+def score_matching_system(S, pairs):
+    """The score matching Hessian of ``S`` on the free entries and ``v -> H^{-1} v``."""
     H = score_matching_hessian(S, pairs)
     try:
-        solve = spd_solver(H)
+        return H, spd_solver(H)
     except RuntimeError as exc:  # exactly singular
         raise ValueError(
             "The score matching system is singular: the covariance is not "
             "positive definite. Use reg > 0."
         ) from exc
+
+
+def _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose, system=None):
+    """:func:`masked_score_matching`; ``system`` is :func:`score_matching_system`'s
+    result when the caller factorised the Hessian already."""
+    pairs = as_pairs(mask)
+    eps = resolve_eps(eps, S)
+    H, solve = system if system is not None else score_matching_system(S, pairs)
     theta0 = solve(pairs.is_diag.astype(float))
     if not np.all(np.isfinite(theta0)):
         raise ValueError(
