@@ -11,6 +11,16 @@ the score matching start and preconditioner) plus one iteration. What a
 fit costs beyond it is its iterations; "/ SM" of the set-up bounds what
 any solver of these objectives on this machine could reach.
 
+"held-out, smoothed" is the held-out log-likelihood of the data every
+estimator actually fits, ``x + N(0, reg I)`` (score matching and maximum
+likelihood through ``S + reg I``, NCE and cNCE through smoothed samples):
+for a Gaussian, ``E log p(x + n) = log p(x) - reg / 2 * tr(Lambda)`` exactly,
+so no noise is drawn. The plain held-out score rewards a precision larger
+than the floor allows along directions where the data do not vary (MNIST's
+constant border pixels): measured, cNCE with ``noise_scale=0.15`` scores
+709.2 there against maximum likelihood's 633.75, but 161.98 against 383.75
+smoothed.
+
 Run: ``python3 benchmarks/bench_nce.py --data mnist``
      ``python3 benchmarks/bench_nce.py --data patches --n-train 50000 --nu 1 --precompute``
 
@@ -35,6 +45,11 @@ from skdensity import (
     MaskedGaussianSM,
 )
 from skdensity.datasets import extract_patches, load_mnist, load_natural_images
+
+
+def smoothed_score(est, X, reg):
+    """Mean ``E_n log p(x + n)``, ``n ~ N(0, reg I)``, of a fitted Gaussian."""
+    return est.score(X) - 0.5 * reg * np.trace(est.precision_)
 
 
 def main():
@@ -76,8 +91,8 @@ def main():
         n_noise_draws=args.n_noise_draws, **nce_common)))
 
     print(f"{args.data}: {len(X_train)} train, {len(X_test)} held out, reg={args.reg}\n")
-    print("| model | held-out nats/image | fit s | / SM fit | iterations | KKT | set-up s | set-up / SM | notes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | held-out nats/image | held-out, smoothed | fit s | / SM fit | iterations | KKT | set-up s | set-up / SM | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     t_sm = None
     for name, make in models:
         setup = ""
@@ -105,7 +120,8 @@ def main():
         if hasattr(est, "noise_scale_"):
             extra.append(f"noise scale {est.noise_scale_:.3g}")
         t_sm = elapsed if t_sm is None else t_sm  # the first row is score matching
-        print(f"| {name} | {est.score(X_test):.2f} | {elapsed:.1f} | {elapsed / t_sm:.0f}x "
+        print(f"| {name} | {est.score(X_test):.2f} | {smoothed_score(est, X_test, args.reg):.2f} "
+              f"| {elapsed:.1f} | {elapsed / t_sm:.0f}x "
               f"| {est.n_iter_} | {est.kkt_residual_:.1e} | {setup} | "
               f"{', '.join(extra + ([notes] if notes else []))} |", flush=True)
 
