@@ -8,11 +8,13 @@ Two effects, each measured here on the split of ``bench_nce.py`` (8,000 /
    ``A = M M'``: ``J_A(Lambda) = tr(Lambda A Lambda S) / 2 - tr(A Lambda)``
    (expand the loss to second order in ``eps``). ``A = I``
    (``noise_shape="isotropic"``) is :class:`MaskedGaussianSM`;
-   ``A = S`` (``noise_shape="covariance"``, the default) is a different
-   estimate. Each ``J_A`` is a convex quadratic in the mask's free entries,
-   minimised here exactly under ``Lambda >= eps I`` (its Hessian formed
-   densely: 3,754 unknowns). No finite noise scale does better than its
-   limit by much: on MNIST the limit is where cNCE's accuracy saturates.
+   ``A = S`` (``noise_shape="covariance"``) and ``A = inv(Lambda_SM)``, the
+   covariance of the score matching estimate (``"score_matching"``, the
+   default) are different estimates. Each ``J_A`` is a convex quadratic in
+   the mask's free entries, minimised here exactly under ``Lambda >= eps I``
+   (``metric_score_matching``: its Hessian formed densely, 3,754 unknowns).
+   With ``A`` the model's own covariance its stationarity is maximum
+   likelihood's; ``A = inv(MLE)`` is printed as that check.
 2. **Sampling noise.** cNCE replaces the expectation over the noise by
    ``n_noise_draws`` draws per data point. Its curvature in the precision is
    then a sample average of ``n * n_noise_draws`` random rank-one terms in
@@ -21,7 +23,11 @@ Two effects, each measured here on the split of ``bench_nce.py`` (8,000 /
    draw on 8,000 digits). The fits below show the resulting loss against
    the number of draws.
 
-Run: ``python3 benchmarks/bench_cnce_limits.py`` (about 5 minutes on 2
+"smoothed" is the held-out log-likelihood of the data smoothed by
+``N(0, reg I)``, the distribution every estimator fits (see
+``bench_nce.py``).
+
+Run: ``python3 benchmarks/bench_cnce_limits.py`` (about 10 minutes on 2
 cores; ``--draws`` picks the draw counts, ``--skip-fits`` / ``--skip-limits``
 run one part; 10 draws: ``--draws 10 --skip-limits --precompute``).
 """
@@ -34,29 +40,10 @@ import numpy as np
 
 from skdensity import MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianSM
 from skdensity._pairs import as_pairs
-from skdensity._pd_constraint import minimize_pd
-from skdensity._score_matching import resolve_eps
+from skdensity._masked_nce import _start_and_preconditioner
+from skdensity._score_matching import metric_score_matching, resolve_eps
 from skdensity.datasets import load_mnist
 from skdensity.masks import grid_mask
-
-
-def metric_score_matching(S, A, pairs, eps, tol=1e-8):
-    """argmin of ``tr(L A L S) / 2 - tr(A L)`` over ``L >= eps I`` on the mask."""
-    r, c, w = pairs.rows, pairs.cols, pairs.weights
-    # Hessian in the free entries: d^2/dx_p dx_q of tr(L A L S) / 2 with
-    # L = sum_p x_p E_p, symmetrised over both operands.
-    H = 0.5 * (A[r][:, r] * S[c][:, c] + A[r][:, c] * S[c][:, r]
-               + S[r][:, r] * A[c][:, c] + S[r][:, c] * A[c][:, r])
-    H *= np.outer(w, w) / 2
-    g = w * A[r, c]
-
-    def fg(x):
-        Hx = H @ x
-        return 0.5 * x @ Hx - g @ x, Hx - g
-
-    x0 = pairs.from_dense(np.eye(S.shape[0]) / np.diag(S).min())
-    x, info = minimize_pd(fg, x0, pairs, eps, tol=tol, max_iter=20000)
-    return pairs.to_dense(x), info
 
 
 def gaussian_score(X, mean, precision):
@@ -72,6 +59,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reg", type=float, default=0.01)
     parser.add_argument("--draws", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--shapes", nargs="+", default=["isotropic", "covariance", "score_matching"])
     parser.add_argument("--seed", type=int, default=0, help="cNCE random_state")
     parser.add_argument("--skip-fits", action="store_true")
     parser.add_argument("--skip-limits", action="store_true")
@@ -87,8 +75,10 @@ def main():
     pairs = as_pairs(grid_mask((28, 28), 8))
     eps = resolve_eps("auto", S)
 
-    mle = MaskedGaussianMLE(reg=args.reg).fit(X_train).score(X_test)
-    print(f"MaskedGaussianMLE held-out: {mle:.2f}\n")
+    mle_est = MaskedGaussianMLE(reg=args.reg).fit(X_train)
+    mle = mle_est.score(X_test)
+    print(f"MaskedGaussianMLE held-out: {mle:.2f}, smoothed "
+          f"{mle - 0.5 * args.reg * np.trace(mle_est.precision_):.2f}\n")
     if not args.skip_limits:
         limits(args, S, pairs, eps, X_train, X_test, mean, mle)
     if not args.skip_fits:
@@ -97,14 +87,19 @@ def main():
 
 def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
     print("## 1. Small-noise limits (score matching in the noise's metric, exact)\n")
-    print("| noise shape | metric A | held-out | below MLE | KKT | s |")
-    print("|---|---|---|---|---|---|")
-    for shape, A in [("isotropic", np.eye(S.shape[0])), ("covariance", S)]:
+    print("| noise shape | metric A | held-out | below MLE | smoothed | KKT | s |")
+    print("|---|---|---|---|---|---|---|")
+    theta0, _ = _start_and_preconditioner(S, pairs, eps)  # cNCE's start, as the estimator
+    mle_cov = MaskedGaussianMLE(reg=args.reg).fit(X_train).covariance_
+    metrics = [("isotropic", "I", np.eye(S.shape[0])), ("covariance", "S", S),
+               ("score_matching", "inv(Lambda_SM)", np.linalg.inv(pairs.to_dense(theta0))),
+               ("(check)", "inv(Lambda_MLE)", mle_cov)]
+    for shape, label, A in metrics:
         t0 = time.perf_counter()
         P, info = metric_score_matching(S, A, pairs, eps)
         score = gaussian_score(X_test, mean, P)
-        print(f"| {shape} | {'I' if shape == 'isotropic' else 'S'} | {score:.2f} "
-              f"| {100 * (mle - score) / mle:.2f}% | {info['kkt_residual']:.1e} "
+        print(f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "
+              f"| {score - 0.5 * args.reg * np.trace(P):.2f} | {info['kkt_residual']:.1e} "
               f"| {time.perf_counter() - t0:.1f} |", flush=True)
     sm = MaskedGaussianSM(reg=args.reg).fit(X_train).score(X_test)
     print(f"\n(MaskedGaussianSM, the isotropic limit by its own solver: {sm:.2f})\n")
@@ -112,9 +107,10 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
 
 def draws(args, pairs, X_train, X_test, mle):
     print("## 2. cNCE against the number of noise draws (auto noise scale)\n")
-    print("| noise shape | draws | 3754 / (n draws) | held-out | below MLE | noise scale | fit s |")
-    print("|---|---|---|---|---|---|---|")
-    for shape in ["isotropic", "covariance"]:
+    print("| noise shape | draws | 3754 / (n draws) | held-out | below MLE | smoothed "
+          "| noise scale | fit s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for shape in args.shapes:
         for k in args.draws:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
@@ -125,7 +121,8 @@ def draws(args, pairs, X_train, X_test, mle):
                                          ).fit(X_train)
             score = est.score(X_test)
             print(f"| {shape} | {k} | {pairs.n_pairs / (len(X_train) * k):.2f} | {score:.2f} "
-                  f"| {100 * (mle - score) / mle:.2f}% | {est.noise_scale_:.3g} "
+                  f"| {100 * (mle - score) / mle:.2f}% "
+                  f"| {score - 0.5 * args.reg * np.trace(est.precision_):.2f} | {est.noise_scale_:.3g} "
                   f"| {time.perf_counter() - t0:.1f} |", flush=True)
 
 

@@ -179,6 +179,25 @@ def cholesky_inverse(factor):
     return np.ascontiguousarray(inv)
 
 
+def inverse_sqrt_rows(factor, Z):
+    """The rows of ``Z`` (standard normal) mapped to ``N(0, A^{-1})``, in place,
+    from :func:`pattern_cholesky`'s factor of ``A``.
+
+    ``U^{-1} z`` with ``A = U'U`` (one triangular band solve for all rows:
+    LAPACK's ``tbtrs`` on ``Z.T``, which is ``Z``'s memory in Fortran order)
+    or ``L^{-T} z`` with ``A = LL'``; either has covariance ``A^{-1}``.
+    """
+    factor, banded = factor
+    if banded:
+        with single_threaded():  # matrix-vector work per row: threads do not help
+            out, info = la.lapack.dtbtrs(factor, Z.T, uplo="U", trans="N", overwrite_b=1)
+        if info != 0:
+            raise la.LinAlgError(f"tbtrs failed with info={info}")
+        return out.T
+    return la.solve_triangular(factor, Z.T, lower=True, trans="T", overwrite_b=True,
+                               check_finite=False).T
+
+
 def cholesky_solver(factor):
     """``v -> A^{-1} v`` from :func:`pattern_cholesky`'s result."""
     factor, banded = factor

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from skdensity._banded import (
     banded_cholesky,
     cholesky_inverse,
+    inverse_sqrt_rows,
     log_det,
     pattern_cholesky,
     shift_below_spectrum,
@@ -40,6 +41,24 @@ def test_cholesky_inverse_and_log_det(shape, conn):
     assert inv.flags.c_contiguous
     np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(log_det(factor), np.linalg.slogdet(P)[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
+def test_inverse_sqrt_rows_has_the_inverse_covariance(shape, conn):
+    # Rows z mapped to M z with M M' = inv(P): exactly, M' M... checked on
+    # the identity (rows e_i give M' row-wise, and (M')' M' = inv(P)).
+    P, _ = random_gmrf(shape, conn)
+    pairs = MaskPairs(grid_mask(shape, conn))
+    factor = pattern_cholesky(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
+    assert factor[1] == (len(P) > 64)
+    Mt = inverse_sqrt_rows(factor, np.eye(len(P)))
+    np.testing.assert_allclose(Mt.T @ Mt, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
+    # in place on a C-ordered block of rows, and banded == dense factor
+    Z = np.random.default_rng(0).normal(size=(7, len(P)))
+    expected = la.solve_triangular(np.linalg.cholesky(P), Z.T, lower=True, trans="T").T
+    out = inverse_sqrt_rows(factor, Z)
+    assert np.shares_memory(out, Z)
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
 
 
 def _random_mask(n, density, seed):
