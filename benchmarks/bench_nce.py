@@ -64,6 +64,9 @@ def main():
     parser.add_argument("--n-noise-draws", type=int, default=5, help="cNCE draws per sample")
     parser.add_argument("--precompute", action="store_true", help="store the NCE features")
     parser.add_argument("--skip-setup", action="store_true", help="no max_iter=1 set-up timing")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="run only the rows whose name contains one of these words "
+                             "(score matching always runs first: the times' reference)")
     args = parser.parse_args()
 
     if args.data == "mnist":
@@ -90,6 +93,8 @@ def main():
     models.append((f"cNCE (auto noise scale, {args.n_noise_draws} draws)", lambda: MaskedGaussianCNCE(
         n_noise_draws=args.n_noise_draws, **nce_common)))
 
+    if args.only:
+        models = models[:1] + [m for m in models[1:] if any(w in m[0] for w in args.only)]
     print(f"{args.data}: {len(X_train)} train, {len(X_test)} held out, reg={args.reg}\n")
     print("| model | held-out nats/image | held-out, smoothed | fit s | / SM fit | iterations | KKT | set-up s | set-up / SM | notes |")
     print("|---|---|---|---|---|---|---|---|---|---|")
