@@ -166,6 +166,24 @@ def test_score_samples_equals_scipy(Est):
     assert np.isclose(est.score(X), est.score_samples(X).mean())
 
 
+def test_smoothed_held_out_score_identity():
+    # The docs and benchmarks score held-out data smoothed like the training
+    # data in closed form: E log p(x + n) = log p(x) - reg / 2 tr(Lambda),
+    # n ~ N(0, reg I). Monte Carlo over the smoothing noise agrees.
+    P, _ = random_gmrf((4, 4), 8, seed=1)
+    X = sample_gmrf(P, 3000, seed=2)
+    reg = 0.3
+    est = MaskedGaussianSM(reg=reg).fit(X[:2000])
+    X_test = X[2000:2200]
+    closed = est.score(X_test) - 0.5 * reg * np.trace(est.precision_)
+    rng = np.random.default_rng(0)
+    draws = np.array([est.score(X_test + np.sqrt(reg) * rng.standard_normal(X_test.shape))
+                      for _ in range(400)])
+    se = draws.std() / np.sqrt(len(draws))
+    assert abs(draws.mean() - closed) < 4 * se, (draws.mean(), closed, se)
+    assert abs(est.score(X_test) - closed) > 40 * se  # the smoothing does matter here
+
+
 @pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((20, 30), 4)])
 def test_banded_score_samples_equals_dense_formula(shape, conn):
     # Grid masks score along pixel offsets in row blocks on two threads
