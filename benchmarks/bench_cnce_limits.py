@@ -37,6 +37,7 @@ import time
 import warnings
 
 import numpy as np
+from scipy.stats import multivariate_normal
 
 from skdensity import MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianSM
 from skdensity._pairs import as_pairs
@@ -45,16 +46,12 @@ from skdensity._score_matching import metric_score_matching, resolve_eps
 from skdensity.datasets import load_mnist
 from skdensity.masks import grid_mask
 
-from bench_nce import smoothed_score  # same folder: run as a script
+from bench_nce import smoothed, smoothed_score  # same folder: run as a script
 
 
 def gaussian_score(X, mean, precision):
     """Mean log-density of ``N(mean, inv(precision))`` at the rows of ``X``."""
-    L = np.linalg.cholesky(precision)
-    d = X - mean
-    quad = np.einsum("ij,ij->i", d @ precision, d)
-    return float(np.mean(-0.5 * quad + np.log(np.diag(L)).sum()
-                         - 0.5 * X.shape[1] * np.log(2 * np.pi)))
+    return float(multivariate_normal(mean, np.linalg.inv(precision)).logpdf(X).mean())
 
 
 def main():
@@ -100,9 +97,8 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
         t0 = time.perf_counter()
         P, info = metric_score_matching(S, A, pairs, eps)
         score = gaussian_score(X_test, mean, P)
-        smoothed = score - 0.5 * args.reg * np.trace(P)  # as smoothed_score, for a bare precision
         print(f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "
-              f"| {smoothed:.2f} | {info['kkt_residual']:.1e} "
+              f"| {smoothed(score, P, args.reg):.2f} | {info['kkt_residual']:.1e} "
               f"| {time.perf_counter() - t0:.1f} |", flush=True)
     sm = MaskedGaussianSM(reg=args.reg).fit(X_train).score(X_test)
     print(f"\n(MaskedGaussianSM, the isotropic limit by its own solver: {sm:.2f})\n")

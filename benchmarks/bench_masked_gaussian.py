@@ -25,6 +25,8 @@ from skdensity import MaskedGaussianMLE, MaskedGaussianSM
 from skdensity._base import data_moments
 from skdensity.datasets import load_mnist
 
+from bench_nce import smoothed_score  # same folder: run as a script
+
 
 def best_of(fn, repeat):
     times = []
@@ -78,10 +80,7 @@ def main():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = make().fit(X_train)
-            raw = est.score(X_test)
-            # E log p(x + n) = log p(x) - reg / 2 tr(Lambda) for a Gaussian
-            precision = est.precisions_[0] if hasattr(est, "precisions_") else est.precision_
-            score = f"{raw:.2f} | {raw - 0.5 * reg * np.trace(precision):.2f}"
+            score = f"{est.score(X_test):.2f} | {smoothed_score(est, X_test, reg):.2f}"
         except Exception as exc:  # report failures as they happen
             score = f"fails: {type(exc).__name__}: {str(exc)[:80]} | "
         print(f"| {name} | {score} | {time.perf_counter() - t0:.2f} |")

@@ -47,9 +47,16 @@ from skdensity import (
 from skdensity.datasets import extract_patches, load_mnist, load_natural_images
 
 
+def smoothed(score, precision, reg):
+    """Mean ``E_n log p(x + n)``, ``n ~ N(0, reg I)``, of a Gaussian with this
+    ``precision`` whose mean log-density at the raw rows is ``score``."""
+    return score - 0.5 * reg * np.trace(precision)
+
+
 def smoothed_score(est, X, reg):
-    """Mean ``E_n log p(x + n)``, ``n ~ N(0, reg I)``, of a fitted Gaussian."""
-    return est.score(X) - 0.5 * reg * np.trace(est.precision_)
+    """:func:`smoothed` for a fitted Gaussian estimator (or a one-component mixture)."""
+    precision = est.precisions_[0] if hasattr(est, "precisions_") else est.precision_
+    return smoothed(est.score(X), precision, reg)
 
 
 def main():
