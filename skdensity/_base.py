@@ -368,7 +368,7 @@ class BaseMaskedGaussian(BaseGaussian):
 
     def _mahalanobis(self, X):
         pairs = as_pairs(self.mask_)  # cached per mask
-        if pairs._offset_groups is None:  # no banded structure to use
+        if pairs._segments is None:  # no diagonal runs to use
             return super()._mahalanobis(X)
         # Grid masks: x' Lambda x along the mask's few pixel offsets (5 for
         # 8-connected), in row blocks of 2 MB on two threads, instead of a dense

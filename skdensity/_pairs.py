@@ -90,6 +90,75 @@ def bottom_eig(A, k=1):
     return la.eigh(A, subset_by_index=[0, k - 1])
 
 
+def diagonal_segments(rows, cols, max_gap=48, max_segments=64):
+    """Runs of free entries ``(a, a + o)`` along the diagonals of a pattern.
+
+    Returns ``(segments, take)``: ``segments`` lists ``(o, lo, hi)``, rows
+    ``lo <= a < hi`` of diagonal ``o``; laid end to end, their ``hi - lo``
+    positions hold entry ``p`` at ``take[p]``. None when the pattern has too
+    many runs, or runs too sparse, for contiguous slices to beat gathers.
+    Gaps of up to ``max_gap`` rows are bridged (a few wasted dots cost less
+    than another call). A 28x28 grid has 5 runs (8-connected); with
+    MNIST's 111 constant pixels removed, 26 runs cover 3,274 rows for 3,216
+    entries.
+    """
+    if rows.size == 0:
+        return None
+    offsets = cols - rows
+    order = np.lexsort((rows, offsets))
+    o, r = offsets[order], rows[order]
+    breaks = np.flatnonzero((np.diff(o) != 0) | (np.diff(r) > max_gap)) + 1
+    starts, stops = np.r_[0, breaks], np.r_[breaks, order.size]
+    lo, hi = r[starts], r[stops - 1] + 1
+    if starts.size > max_segments or np.sum(hi - lo) > 2 * rows.size:
+        return None
+    base = np.cumsum(hi - lo) - (hi - lo)  # where each run starts, end to end
+    take = np.empty(rows.size, dtype=np.intp)
+    take[order] = r - np.repeat(lo - base, stops - starts)
+    return [(int(o[a]), int(a_lo), int(a_hi)) for a, a_lo, a_hi in zip(starts, lo, hi)], take
+
+
+def decoupled_spans(pairs, S_E):
+    """Where a problem that matches ``S`` on the mask splits exactly.
+
+    Features are linked by the mask's edges on which ``S`` (``S_E``, its
+    free entries) is nonzero. Returns ``(labels, spans)``: the connected
+    component of each feature, and the index ranges ``(lo, hi)`` that hold
+    the components of more than one feature (overlapping ranges merged).
+    A feature outside every span is alone in its component. Estimators that
+    match ``S`` on the mask (maximum likelihood) are block diagonal over the
+    components: edges between components can be dropped, spans solved
+    apart, and lone features solved in closed form. Ranges, not the
+    components themselves, keep the grid's few diagonals intact (see
+    :func:`diagonal_segments`). On MNIST-10k: 111 constant pixels (zero
+    covariance with every neighbour); the span is pixels 35 to 778, 71 of
+    them alone inside it.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    D = pairs.n_features
+    coupled = ~pairs.is_diag & (S_E != 0)
+    graph = sp.coo_array(
+        (np.ones(np.count_nonzero(coupled)), (pairs.rows[coupled], pairs.cols[coupled])),
+        shape=(D, D),
+    )
+    n_components, labels = connected_components(graph, directed=False)
+    if n_components == 1:
+        return labels, [(0, D)]
+    size = np.bincount(labels)
+    first = np.full(n_components, D)
+    last = np.zeros(n_components, dtype=int)
+    np.minimum.at(first, labels, np.arange(D))
+    np.maximum.at(last, labels, np.arange(D))
+    spans = []
+    for lo, hi in sorted(zip(first[size > 1], last[size > 1] + 1)):
+        if spans and lo < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(int(hi), spans[-1][1]))
+        else:
+            spans.append((int(lo), int(hi)))
+    return labels, spans
+
+
 class MaskPairs:
     """Index the free entries of a symmetric matrix supported on ``mask``."""
 
@@ -105,14 +174,12 @@ class MaskPairs:
         self._sym_rows = np.concatenate([self.rows, self.cols[off]])
         self._sym_cols = np.concatenate([self.cols, self.rows[off]])
         self._sym_take = np.concatenate([np.arange(self.n_pairs), np.flatnonzero(off)])
-        # Grid masks have few distinct offsets b - a (5 for 8-connected):
-        # then entry-wise products of two dense matrices on the mask are
-        # contiguous row-wise dots along each offset instead of gathers.
-        offsets = self.cols - self.rows
-        uniq = np.unique(offsets)
-        self._offset_groups = (
-            [(int(o), np.flatnonzero(offsets == o)) for o in uniq] if uniq.size <= 32 else None
-        )
+        # Grid masks put the free entries on few diagonals (5 for 8-connected),
+        # in long runs: then entry-wise products of two dense matrices on the
+        # mask are contiguous row-wise dots along each run instead of gathers.
+        runs = diagonal_segments(self.rows, self.cols)
+        self._segments, self._segment_take = (None, None) if runs is None else runs
+        self._segment_length = 0 if runs is None else sum(hi - lo for _, lo, hi in runs[0])
         # CSR layout of the symmetric pattern, built once: to_sparse then only
         # gathers theta (a COO-to-CSR conversion per call cost more than the
         # sparse products it fed).
@@ -129,6 +196,19 @@ class MaskPairs:
         self.pair_id = np.full(mask.shape, -1, dtype=np.int32 if self.n_pairs < 2**31 else np.int64)
         self.pair_id[self.rows, self.cols] = np.arange(self.n_pairs)
         self.pair_id[self.cols, self.rows] = np.arange(self.n_pairs)
+
+    def submask(self, idx, labels=None):
+        """The mask's principal submatrix on the sorted features ``idx``, dense;
+        with ``labels``, only the edges within a label."""
+        position = np.full(self.n_features, -1)
+        position[idx] = np.arange(idx.size)
+        r, c = position[self.rows], position[self.cols]
+        keep = (r >= 0) & (c >= 0)
+        if labels is not None:
+            keep &= labels[self.rows] == labels[self.cols]
+        out = np.zeros((idx.size, idx.size), dtype=bool)
+        out[r[keep], c[keep]] = out[c[keep], r[keep]] = True
+        return out
 
     def to_sparse(self, theta):
         """The symmetric matrix with free entries ``theta``, as CSR."""
@@ -153,42 +233,40 @@ class MaskPairs:
 
     def row_dots(self, A, B):
         """``(A @ B.T)[a, b]`` for every free entry ``(a, b)``, without forming it."""
-        if self._offset_groups is None:
+        if self._segments is None:
             return np.einsum("ij,ij->i", A[self.rows], B[self.cols])
         A = np.ascontiguousarray(A)
         B = np.ascontiguousarray(B)
-        D = self.n_features
-        out = np.empty(self.n_pairs)
-        for o, idx in self._offset_groups:
-            dots = np.einsum("ij,ij->i", A[: D - o], B[o:])
-            out[idx] = dots[self.rows[idx]]
-        return out
+        dots, at = np.empty(self._segment_length), 0
+        for o, lo, hi in self._segments:
+            np.einsum("ij,ij->i", A[lo:hi], B[lo + o:hi + o], out=dots[at:at + hi - lo])
+            at += hi - lo
+        return dots[self._segment_take]
 
     def col_dots(self, A, B):
         """``(A.T @ B)[a, b]`` for every free entry ``(a, b)``, without forming
         it or transposing either operand (column dots of C-ordered arrays)."""
-        if self._offset_groups is None:
+        if self._segments is None:
             return np.einsum("ki,ki->i", A[:, self.rows], B[:, self.cols])
-        D = self.n_features
-        out = np.empty(self.n_pairs)
-        for o, idx in self._offset_groups:
-            dots = np.einsum("ki,ki->i", A[:, : D - o], B[:, o:])
-            out[idx] = dots[self.rows[idx]]
-        return out
+        dots, at = np.empty(self._segment_length), 0
+        for o, lo, hi in self._segments:
+            np.einsum("ki,ki->i", A[:, lo:hi], B[:, lo + o:hi + o], out=dots[at:at + hi - lo])
+            at += hi - lo
+        return dots[self._segment_take]
 
     def quadratic_forms(self, U, theta):
         """``u' Lambda(theta) u`` for every row ``u`` of ``U``, without
         forming the matrix or the features: along each pixel offset, one
         product of shifted columns and a matrix-vector product."""
         tw = self.weights * theta
-        if self._offset_groups is None:
+        if self._segments is None:
             return (U[:, self.rows] * U[:, self.cols]) @ tw
-        D = self.n_features
-        out = np.zeros(U.shape[0])
-        for o, idx in self._offset_groups:
-            v = np.zeros(D - o)  # theta along this offset, indexed by pixel
-            v[self.rows[idx]] = tw[idx]
-            out += (U[:, : D - o] * U[:, o:]) @ v
+        v = np.zeros(self._segment_length)  # theta along the runs, end to end
+        v[self._segment_take] = tw
+        out, at = np.zeros(U.shape[0]), 0
+        for o, lo, hi in self._segments:
+            out += (U[:, lo:hi] * U[:, lo + o:hi + o]) @ v[at:at + hi - lo]
+            at += hi - lo
         return out
 
     def quadratic_features(self, U, direction=None, scale=0.0, centre=None, block=8192):
@@ -241,38 +319,59 @@ class MaskPairs:
         on_two_threads(n, block, fill)
         return out.T
 
-    def sandwich_matrix(self, theta):
-        """Sparse matrix of ``y -> from_dense(L @ to_dense(y) @ L)`` with
-        ``L`` the symmetric matrix of free entries ``theta``.
+    def local_inverse_hessian(self, Sigma):
+        r"""Additive Schwarz preconditioner for covariance selection's Newton system.
 
-        Entry ``(p, q)`` with ``p = (a, b)`` sums ``L[a, c] * L[d, b]`` over
-        the ordered ``(c, d)`` of pair ``q`` with ``c ~ a`` and ``d ~ b``
-        (29 entries per row on average on an 8-connected 28x28 grid).
-        Applying it is one sparse matrix-vector product (0.1 ms on 784 pixels
-        against 1.8 ms for two sparse matrix-matrix products and a sampling);
-        building it gathers and sums the products into a fixed pattern (1.3
-        ms; the index structure is built once per mask, 30 ms).
+        The Hessian at a precision with inverse ``Sigma`` is ``H_pq = w_p w_q
+        (Sigma_ac Sigma_bd + Sigma_ad Sigma_bc) / 2`` for ``p = (a, b)``, ``q
+        = (c, d)``. Each feature ``a`` with its neighbours of larger index
+        spans a block of free entries (13 on an 8-connected grid: a 2x3
+        corner of the pixel's neighbourhood); the blocks overlap and cover
+        every entry. Returned as a sparse matrix: the sum over blocks of the
+        inverse of ``H`` restricted to the block. On MNIST-10k at the
+        optimum it leaves the preconditioned Hessian a condition number of
+        39, against 540 for the inverse of the unprojected Hessian,
+        ``R -> P_E(Lambda R Lambda)`` (the previous preconditioner; its worst
+        directions raise both diagonal couplings of 2x2 squares together over
+        a smooth region).
         """
-        if not hasattr(self, "_sandwich"):
-            self._sandwich = self._sandwich_structure()
-        left, right, position, indices, indptr = self._sandwich
-        data = np.bincount(position, weights=theta[left] * theta[right], minlength=indices.size)
+        if not hasattr(self, "_schwarz"):
+            self._schwarz = self._schwarz_structure()
+        gather, weight, valid, padding, position, indices, indptr = self._schwarz
+        flat = np.asarray(Sigma).ravel()
+        blocks = flat[gather[0]] * flat[gather[1]]
+        blocks += flat[gather[2]] * flat[gather[3]]
+        blocks *= weight
+        blocks[padding] = 1.0  # padded blocks: identity where the block is short
+        data = np.bincount(position, weights=np.linalg.inv(blocks)[valid],
+                           minlength=indices.size)
         return sp.csr_array((data, indices, indptr), shape=(self.n_pairs, self.n_pairs))
 
-    def _sandwich_structure(self):
-        p, c = self._expand_neighbours(self.rows)  # every p = (a, b), every c ~ a
-        i, d = self._expand_neighbours(self.cols[p])  # then every d ~ b
-        p, c = p[i], c[i]
-        q = self.pair_id[c, d]
-        keep = q >= 0
-        p, c, d, q = p[keep], c[keep], d[keep], q[keep]
-        left = self.pair_id[self.rows[p], c]  # L[a, c]
-        right = self.pair_id[d, self.cols[p]]  # L[d, b]
-        # Duplicate (p, q) (both orders of an off-diagonal q) share a CSR slot.
-        key = p.astype(np.int64) * self.n_pairs + q
+    def _schwarz_structure(self):
+        blocks = []
+        for a in range(self.n_features):
+            nodes = self.indices[self.indptr[a]:self.indptr[a + 1]]
+            nodes = nodes[nodes >= a]  # a itself (the diagonal is in the mask) and later neighbours
+            ids = self.pair_id[np.ix_(nodes, nodes)][np.triu_indices(nodes.size)]
+            blocks.append(ids[ids >= 0])
+        k = max(len(b) for b in blocks)
+        ids = np.zeros((len(blocks), k), dtype=np.intp)
+        short = np.ones((len(blocks), k), dtype=bool)
+        for i, b in enumerate(blocks):
+            ids[i, :b.size], short[i, :b.size] = b, False
+        a, b = self.rows[ids], self.cols[ids]
+        D = self.n_features
+        gather = [(u[:, :, None] * D + v[:, None, :]) for u, v in ((a, a), (b, b), (a, b), (b, a))]
+        weight = 0.5 * self.weights[ids][:, :, None] * self.weights[ids][:, None, :]
+        valid = ~short[:, :, None] & ~short[:, None, :]
+        weight[~valid] = 0.0
+        padding = short[:, :, None] & np.eye(k, dtype=bool)[None]
+        rows = np.broadcast_to(ids[:, :, None], valid.shape)[valid]
+        cols = np.broadcast_to(ids[:, None, :], valid.shape)[valid]
+        key = rows.astype(np.int64) * self.n_pairs + cols
         uniq, position = np.unique(key, return_inverse=True)
         indptr = np.searchsorted(uniq // self.n_pairs, np.arange(self.n_pairs + 1))
-        return left, right, position, uniq % self.n_pairs, indptr
+        return gather, weight, valid, padding, position, uniq % self.n_pairs, indptr
 
     def _expand_neighbours(self, nodes):
         """``(i, k)``: for each ``nodes[i]``, every neighbour ``k`` of it."""

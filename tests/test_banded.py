@@ -71,13 +71,24 @@ def _random_mask(n, density, seed):
     "mask", [grid_mask((7, 6), 8), grid_mask((5, 5), 4), _random_mask(30, 0.15, 0)],
     ids=["grid8", "grid4", "random graph"],
 )
-def test_sandwich_matrix_is_the_sandwich_map(mask):
+def test_local_inverse_hessian_is_sum_of_block_inverses(mask):
     pairs = MaskPairs(mask)
-    rng = np.random.default_rng(1)
-    theta, y = rng.normal(size=(2, pairs.n_pairs))
-    L = pairs.to_dense(theta)
-    expected = pairs.from_dense(L @ pairs.to_dense(y) @ L)
-    np.testing.assert_allclose(pairs.sandwich_matrix(theta) @ y, expected, rtol=1e-12, atol=1e-12)
+    D = mask.shape[0]
+    A = np.random.default_rng(0).normal(size=(D, D))
+    Sigma = A @ A.T / D + np.eye(D)
+    r, c, w = pairs.rows, pairs.cols, pairs.weights
+    H = Sigma[np.ix_(r, r)] * Sigma[np.ix_(c, c)] + Sigma[np.ix_(r, c)] * Sigma[np.ix_(c, r)]
+    H *= 0.5 * np.outer(w, w)
+    v = np.random.default_rng(1).normal(size=pairs.n_pairs)
+    np.testing.assert_allclose(  # H is the Hessian the solver's products apply
+        H @ v, w * pairs.col_dots(Sigma, pairs.to_sparse(v) @ Sigma), rtol=1e-10)
+    expected = np.zeros_like(H)
+    for a in range(D):  # each feature with its neighbours of larger index
+        nodes = [a] + [b for b in range(a + 1, D) if mask[a, b]]
+        ids = np.unique([pairs.pair_id[i, j] for i in nodes for j in nodes if mask[i, j]])
+        expected[np.ix_(ids, ids)] += np.linalg.inv(H[np.ix_(ids, ids)])
+    np.testing.assert_allclose(pairs.local_inverse_hessian(Sigma).toarray(), expected,
+                               atol=1e-12 * np.abs(expected).max())
 
 
 def test_banded_cholesky_detects_indefinite():

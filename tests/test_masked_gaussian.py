@@ -13,7 +13,8 @@ from skdensity import (
     covariance_selection,
     masked_score_matching,
 )
-from skdensity._pairs import MaskPairs
+from skdensity._covariance_selection import _newton
+from skdensity._pairs import MaskPairs, decoupled_spans
 from skdensity._score_matching import score_matching_hessian
 from skdensity.masks import grid_mask
 
@@ -156,6 +157,49 @@ def test_mle_start_does_not_matter():
     assert info["converged"]
 
 
+def test_decoupled_spans():
+    # 4x4 grid; pixels 0-3 (top row) and 5 constant; column 2 splits the rest
+    mask = grid_mask((4, 4), 4)
+    pairs = MaskPairs(mask)
+    S = np.eye(16)
+    for a, b in zip(pairs.rows, pairs.cols):
+        if a != b and a >= 4 and b >= 4 and 5 not in (a, b) and a % 4 != 2 and b % 4 != 2:
+            S[a, b] = S[b, a] = 0.1
+    labels, spans = decoupled_spans(pairs, pairs.from_dense(S))
+    # components {4, 8, 9, 12, 13} and {7, 11, 15}, the rest alone; the two
+    # coupled ones interleave (ranges 4-13 and 7-15): one span
+    assert spans == [(4, 16)]
+    assert len({labels[i] for i in (4, 8, 9, 12, 13)}) == 1
+    assert labels[7] == labels[11] == labels[15] != labels[8]
+    assert len(set(labels[[0, 1, 2, 3, 5, 6, 10, 14, 4, 7]])) == 10
+    S[4, 8] = S[8, 4] = 0.0  # now 4 is alone and the spans are 7-15 and 8-13: still one
+    assert decoupled_spans(pairs, pairs.from_dense(S))[1] == [(7, 16)]
+    S[7, 11] = S[11, 7] = S[11, 15] = S[15, 11] = 0.0  # only 8-13 remains coupled
+    assert decoupled_spans(pairs, pairs.from_dense(S))[1] == [(8, 14)]
+
+
+def test_mle_splits_decoupled_features_exactly():
+    # Constant pixels (as on MNIST's border) have zero covariance with every
+    # neighbour: the MLE is block diagonal and each block is solved apart.
+    P, mask = random_gmrf((8, 8), 8, seed=3)
+    X = sample_gmrf(P, 3000, seed=1)
+    X[:, [0, 1, 2, 7, 8, 27, 36, 63]] = 0.0  # corner, edge and interior pixels
+    S = np.cov(X.T, bias=True) + 0.01 * np.eye(64)
+    pairs = MaskPairs(mask)
+    labels, spans = decoupled_spans(pairs, pairs.from_dense(S))
+    assert spans == [(3, 63)]  # the leading and trailing pixels in closed form
+    precision, info = covariance_selection(S, mask, max_dense_pairs=0)
+    assert info["converged"]
+    # certified on the whole problem, not only on the span
+    Sigma = np.linalg.inv(precision)
+    assert np.abs((Sigma - S)[mask]).max() <= 1e-8 * S.diagonal().max()
+    assert np.all(precision[~mask] == 0) and np.all(precision[27, np.arange(64) != 27] == 0)
+    assert info["min_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(precision)[0], rel=1e-8)
+    # the same optimum as Newton on the whole, undivided problem
+    whole, _ = _newton(S, pairs, S.diagonal().max(), 1e-10, 100, None, 0, 0)
+    np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
+
+
 @pytest.mark.parametrize("Est", ESTIMATORS)
 def test_score_samples_equals_scipy(Est):
     rng = np.random.default_rng(0)
@@ -272,18 +316,31 @@ def test_user_mask_any_graph():
     assert np.array_equal(est.precision_ != 0, mask)
 
 
-@pytest.mark.parametrize("kind", ["grid", "random_graph"])
-def test_masked_row_dots_match_dense(kind):
+@pytest.mark.parametrize("kind", ["grid", "grid_with_nodes_removed", "random_graph"])
+def test_masked_products_match_dense(kind):
     rng = np.random.default_rng(0)
     if kind == "grid":
-        mask = grid_mask((6, 7), 8)  # few offsets: the contiguous path
+        mask = grid_mask((6, 7), 8)  # 5 diagonals, one run each
+    elif kind == "grid_with_nodes_removed":
+        # what decoupled constant pixels leave: runs with gaps, shifted diagonals
+        keep = np.setdiff1d(np.arange(20 * 20), [0, 1, 2, 19, 20, 40, 60, 61, 99, 100, 380])
+        mask = grid_mask((20, 20), 8)[np.ix_(keep, keep)]
     else:
-        B = rng.random((60, 60)) < 0.3
-        mask = B | B.T | np.eye(60, dtype=bool)  # many offsets: the gather path
+        B = rng.random((200, 200)) < 0.02
+        mask = B | B.T | np.eye(200, dtype=bool)  # scattered: the gather path
     pairs = MaskPairs(mask)
-    assert (pairs._offset_groups is None) == (kind == "random_graph")
-    A, C = rng.normal(size=(2, mask.shape[0], 5))
+    assert (pairs._segments is None) == (kind == "random_graph")
+    if kind == "grid_with_nodes_removed":
+        assert len(pairs._segments) > 5
+    D = mask.shape[0]
+    A, C = rng.normal(size=(2, D, 5))
     np.testing.assert_allclose(pairs.row_dots(A, C), (A @ C.T)[pairs.rows, pairs.cols])
+    A, C = rng.normal(size=(2, 5, D))
+    np.testing.assert_allclose(pairs.col_dots(A, C), (A.T @ C)[pairs.rows, pairs.cols])
+    theta = rng.normal(size=pairs.n_pairs)
+    np.testing.assert_allclose(
+        pairs.quadratic_forms(A, theta), np.einsum("ij,jk,ik->i", A, pairs.to_dense(theta), A)
+    )
 
 
 def test_sm_certified_on_natural_patches_with_small_reg():
