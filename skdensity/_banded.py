@@ -167,16 +167,19 @@ def cholesky_inverse(factor):
 
     LAPACK's ``potri`` costs half a solve against the identity (measured
     10 ms against 20 ms at 784 pixels; banded solves against the identity
-    are slower still, 32 ms, being matrix-vector work). The result is
-    returned C-ordered: products with it read rows (measured: dots along the
-    columns of a Fortran-ordered inverse were 3x slower).
+    are slower still, 32 ms, being matrix-vector work). It fills the lower
+    triangle of ``L`` (zero above), so ``inv + inv.T`` with the diagonal
+    halved is the whole inverse, C-ordered (0.6 ms at 744 pixels against 6.9
+    ms for ``tril`` and a transposed copy). C order matters: products with it
+    read rows (dots along the columns of a Fortran-ordered inverse were 3x
+    slower).
     """
     inv, info = la.lapack.dpotri(_dense_lower(factor), lower=1)
     if info != 0:
         raise la.LinAlgError(f"potri failed with info={info}")
-    inv = np.tril(inv)
-    inv += np.tril(inv, -1).T
-    return np.ascontiguousarray(inv)
+    out = inv + inv.T  # the upper triangle of inv is L's: zero
+    out.flat[:: out.shape[0] + 1] *= 0.5
+    return out
 
 
 def inverse_sqrt_rows(factor, Z):

@@ -43,7 +43,7 @@ from scipy.sparse.linalg import eigsh
 from sklearn.exceptions import ConvergenceWarning
 
 from ._banded import single_threaded, spd_solver
-from ._pairs import as_pairs
+from ._pairs import as_pairs, decoupled_spans
 from ._pd_constraint import minimize_pd
 from ._pd_projection import project_pd, projection_certificate
 
@@ -142,7 +142,67 @@ def masked_score_matching(
     # OpenBLAS's threads cost more than they save (measured: the solve
     # after the covariance pass 0.24 s with two threads, 0.14 s with one).
     with single_threaded():
-        return _masked_score_matching(S, mask, eps, tol, max_iter, init, verbose)
+        pairs = as_pairs(mask)
+        eps = resolve_eps(eps, S)
+        labels, _ = decoupled_spans(pairs, pairs.from_dense(S))
+        alone = np.bincount(labels)[labels] == 1
+        if np.any(alone & (np.diag(S) * eps >= 1.0)):  # the bound binds on a lone feature
+            return _split_score_matching(S, pairs, eps, tol, max_iter, init, verbose, labels)
+        return _masked_score_matching(S, pairs, eps, tol, max_iter, init, verbose)
+
+
+def _split_score_matching(S, pairs, eps, tol, max_iter, init, verbose, labels):
+    """:func:`masked_score_matching` block by block (see :func:`decoupled_spans`),
+    for when the bound binds on a feature that the data decouple from all others.
+
+    The optimum is block diagonal over the decoupled blocks, and so is a
+    multiplier (the blocks' dual factors side by side): a lone feature has
+    ``max(1 / S_aa, eps)`` in closed form, with multiplier ``S_aa eps - 1``
+    where the bound binds, and each block of several features is solved
+    apart. Several lone features pinned at ``eps`` are a cluster of equal
+    pinned eigenvalues, on which the whole-problem solver stalls (KKT
+    residual 1.0 for eight such features). Otherwise (always for
+    ``eps="auto"``: ``1 / S_aa >= 1 / lambda_max(S) = 2 eps``) the whole
+    problem is solved as one, which is as fast (33 against 39 ms block by
+    block on MNIST-10k: the blocks' gathers cost what their smaller
+    factorisations save).
+    """
+    D = pairs.n_features
+    size = np.bincount(labels)
+    alone = np.flatnonzero(size[labels] == 1)
+    variance = S[alone, alone]
+    if not np.all(variance > 0):
+        raise ValueError(
+            "S is not positive definite: feature(s) "
+            f"{alone[~(variance > 0)][:5].tolist()} have zero variance. Use reg > 0."
+        )
+    lam = np.maximum(1.0 / variance, eps)
+    precision = np.zeros((D, D))
+    precision[alone, alone] = lam
+    pinned = np.flatnonzero(variance * lam > 1.0)
+    V = np.zeros((D, pinned.size))
+    V[alone[pinned], np.arange(pinned.size)] = np.sqrt(variance[pinned] * lam[pinned] - 1.0)
+    factors = [V]
+    info = dict(eps=eps, n_iter=0, kkt_residual=0.0, active_rank=int(pinned.size),
+                min_eigenvalue=float(lam.min(initial=np.inf)),
+                unconstrained_min_eigenvalue=float((1.0 / variance).min(initial=np.inf)))
+    blocks = np.split(np.argsort(labels, kind="stable"), np.cumsum(size)[:-1])
+    for idx in (idx for idx in blocks if idx.size > 1):
+        block = np.ix_(idx, idx)
+        P, block_info = _masked_score_matching(
+            S[block], as_pairs(pairs.submask(idx)), eps, tol, max_iter,
+            None if init is None else init[idx], verbose,
+        )
+        precision[block] = P
+        V = np.zeros((D, block_info["dual_factor"].shape[1]))
+        V[idx] = block_info["dual_factor"]
+        factors.append(V)
+        for key, combine in [("n_iter", sum), ("active_rank", sum), ("kkt_residual", max),
+                             ("min_eigenvalue", min), ("unconstrained_min_eigenvalue", min)]:
+            info[key] = combine((info[key], block_info[key]))
+    info["dual_factor"] = np.hstack(factors)
+    info["converged"] = info["kkt_residual"] <= tol
+    return precision, info
 
 
 def score_matching_system(S, pairs):

@@ -15,7 +15,11 @@ from skdensity import (
 )
 from skdensity._covariance_selection import _newton
 from skdensity._pairs import MaskPairs, decoupled_spans
-from skdensity._score_matching import score_matching_hessian
+from skdensity._score_matching import (
+    _masked_score_matching,
+    _sm_certificate,
+    score_matching_hessian,
+)
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf, sample_gmrf
@@ -198,6 +202,46 @@ def test_mle_splits_decoupled_features_exactly():
     # the same optimum as Newton on the whole, undivided problem
     whole, _ = _newton(S, pairs, S.diagonal().max(), 1e-10, 100, None, 0, 0)
     np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
+
+
+@pytest.mark.parametrize("eps", ["auto", 2.0])
+def test_sm_splits_decoupled_features_exactly(eps):
+    # Features 0, 1, 2, 7, 8, 27, 36, 63 uncorrelated with the rest, variance 1;
+    # the others coupled, variances ~0.01 (precision ~100). eps="auto" (< 0.5)
+    # leaves the bound inactive on the lone features; eps=2 binds on all
+    # eight (1 / S_aa = 1): an 8-fold pinned eigenvalue, closed form once split.
+    P, mask = random_gmrf((8, 8), 8, seed=3)
+    S = 0.01 * np.cov(sample_gmrf(P, 3000, seed=1).T, bias=True) + 1e-4 * np.eye(64)
+    lone = [0, 1, 2, 7, 8, 27, 36, 63]
+    S[lone, :] = S[:, lone] = 0.0
+    S[lone, lone] = 1.0
+    precision, info = masked_score_matching(S, mask, eps=eps, tol=1e-8)
+    pairs = MaskPairs(mask)
+    # certified on the whole problem, multiplier included
+    cert = _sm_certificate(score_matching_hessian(S, pairs), pairs.from_dense(precision),
+                           np.linalg.eigvalsh(precision)[0], info["dual_factor"], info["eps"],
+                           pairs)
+    assert info["converged"] and cert["kkt_residual"] < 1e-8
+    assert info["min_eigenvalue"] == pytest.approx(cert["min_eigenvalue"], rel=1e-8)
+    assert info["active_rank"] == (8 if eps == 2.0 else 0)
+    assert precision[0, 0] == pytest.approx(1.0 if eps == "auto" else 2.0, rel=1e-12)
+    assert np.count_nonzero(precision[27]) == 1
+    if eps == "auto":  # the undivided solver agrees where it can
+        whole, _ = _masked_score_matching(S, pairs, info["eps"], 1e-8, 5000, None, 0)
+        np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_partial_fit_equals_fit_with_constant_features(Est):
+    P, _ = random_gmrf((5, 5), 8, seed=6)
+    X = sample_gmrf(P, 900, seed=2)
+    X[:, [0, 1, 12, 24]] = 3.0  # constant: decoupled from every neighbour
+    full = Est().fit(X)
+    inc = Est()
+    for chunk in np.array_split(X, [300, 600]):
+        inc.partial_fit(chunk)
+    np.testing.assert_allclose(inc.precision_, full.precision_, atol=1e-6 * np.abs(full.precision_).max())
+    assert full.precision_[12, 12] == pytest.approx(1 / full.reg) and np.count_nonzero(full.precision_[12]) == 1
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
