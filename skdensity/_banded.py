@@ -174,7 +174,19 @@ def cholesky_inverse(factor):
     read rows (dots along the columns of a Fortran-ordered inverse were 3x
     slower).
     """
-    inv, info = la.lapack.dpotri(_dense_lower(factor), lower=1)
+    # potri wants L in Fortran order: L.T of a C-ordered upper U, filled once
+    # and overwritten in place (a C-ordered L cost a copy: 10 against 12.5 ms).
+    band, banded = factor
+    if banded:
+        u, n = band.shape[0] - 1, band.shape[1]
+        U = np.zeros((n, n))
+        for d in range(u + 1):
+            idx = np.arange(n - d)
+            U[idx, idx + d] = band[u - d, d:]
+        L = U.T
+    else:
+        L = np.array(band, order="F")  # a copy: the factor stays intact
+    inv, info = la.lapack.dpotri(L, lower=1, overwrite_c=1)
     if info != 0:
         raise la.LinAlgError(f"potri failed with info={info}")
     out = inv + inv.T  # the upper triangle of inv is L's: zero
