@@ -106,19 +106,19 @@ def _newton_direction_dense(Sigma, grad, pairs):
     return -la.cho_solve(la.cho_factor(hess, lower=True, overwrite_a=True), grad)
 
 
-def _newton_direction_cg(Sigma, grad, pairs, rtol, max_cg=500):
-    r"""Newton direction by conjugate gradients, preconditioned by additive Schwarz.
+def _newton_direction_cg(Sigma, grad, pairs, rtol, precond, max_cg=500):
+    r"""Newton direction by conjugate gradients, preconditioned by ``precond``
+    (:meth:`MaskPairs.local_inverse_hessian`, a sparse matrix).
 
     Each step costs one Hessian product :math:`w \odot P_E(\Sigma \Delta
     \Sigma)` (a sparse-by-dense product and dots along the mask's diagonals)
-    and one sparse product with :meth:`MaskPairs.local_inverse_hessian`.
+    and one sparse product with the preconditioner.
     """
     w = pairs.weights
 
     def hessp(v):  # w * (Sigma Delta(v) Sigma)_E = w * (Sigma' (Delta Sigma))_E
         return w * pairs.col_dots(Sigma, pairs.to_sparse(v) @ Sigma)
 
-    precond = pairs.local_inverse_hessian(Sigma)
     x = np.zeros_like(grad)
     r = -grad
     z = precond @ r
@@ -243,7 +243,7 @@ def _newton(S, pairs, scale, tol, max_iter, init, max_dense_pairs, verbose):
     # edges between decoupled blocks leaves principal submatrices, block-diagonal.
     x = pairs.from_dense(init)
     f, chol = _objective(x, S_E, pairs)
-    n_iter = 0
+    n_iter, precond = 0, None
     while True:
         Sigma = cholesky_inverse(chol)
         residual = pairs.from_dense(Sigma) - S_E
@@ -259,7 +259,11 @@ def _newton(S, pairs, scale, tol, max_iter, init, max_dense_pairs, verbose):
             # Inexact Newton: loose far away (forcing term = KKT residual: quadratic),
             # and never tighter than the final tolerance requires.
             rtol = max(min(0.5, kkt), 0.1 * tol / kkt)
-            step = _newton_direction_cg(Sigma, grad, pairs, rtol)
+            if precond is None or kkt > 0.05:
+                # Near the optimum Lambda moves by O(KKT): the previous step's
+                # preconditioner serves as well (MNIST: 62 against 63 products).
+                precond = pairs.local_inverse_hessian(Sigma)
+            step = _newton_direction_cg(Sigma, grad, pairs, rtol, precond)
         t, f_new, chol_new = _line_search(x, step, f, grad @ step, S_E, pairs)
         if chol_new is None:
             break  # no PD progress possible; report the residual
