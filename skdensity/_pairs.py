@@ -348,19 +348,26 @@ class MaskPairs:
         return sp.csr_array((data, indices, indptr), shape=(self.n_pairs, self.n_pairs))
 
     def _schwarz_structure(self):
-        blocks = []
-        for a in range(self.n_features):
-            nodes = self.indices[self.indptr[a]:self.indptr[a + 1]]
-            nodes = nodes[nodes >= a]  # a itself (the diagonal is in the mask) and later neighbours
-            ids = self.pair_id[np.ix_(nodes, nodes)][np.triu_indices(nodes.size)]
-            blocks.append(ids[ids >= 0])
-        k = max(len(b) for b in blocks)
-        ids = np.zeros((len(blocks), k), dtype=np.intp)
-        short = np.ones((len(blocks), k), dtype=bool)
-        for i, b in enumerate(blocks):
-            ids[i, :b.size], short[i, :b.size] = b, False
-        a, b = self.rows[ids], self.cols[ids]
+        # Block of feature a: a and its neighbours of larger index (graph rows
+        # include a), padded to a common width; then every free pair among them.
         D = self.n_features
+        counts = np.diff(self.indptr)
+        owner = np.repeat(np.arange(D), counts)
+        forward = self.indices >= owner
+        owner, node = owner[forward], self.indices[forward]
+        width = np.bincount(owner, minlength=D)
+        slot = np.arange(owner.size) - np.repeat(np.cumsum(width) - width, width)
+        nodes = np.full((D, width.max()), -1)
+        nodes[owner, slot] = node
+        i, j = np.triu_indices(nodes.shape[1])
+        u, v = nodes[:, i], nodes[:, j]
+        cand = np.where((u >= 0) & (v >= 0), self.pair_id[np.maximum(u, 0), np.maximum(v, 0)], -1)
+        k = int((cand >= 0).sum(axis=1).max())
+        order = np.argsort(cand < 0, axis=1, kind="stable")[:, :k]  # valid entries first
+        ids = np.take_along_axis(cand, order, axis=1)
+        short = ids < 0
+        ids[short] = 0
+        a, b = self.rows[ids], self.cols[ids]
         gather = [(u[:, :, None] * D + v[:, None, :]) for u, v in ((a, a), (b, b), (a, b), (b, a))]
         weight = 0.5 * self.weights[ids][:, :, None] * self.weights[ids][:, None, :]
         valid = ~short[:, :, None] & ~short[:, None, :]
