@@ -81,7 +81,7 @@ def _line_search(x, step, f, slope, S_E, pairs):
     t = 1.0
     while True:
         f_new, chol_new = _objective(x + t * step, S_E, pairs)
-        if chol_new is not None and -slope < 1 / 16:
+        if chol_new is not None and -1 / 16 < slope < 0:
             return t, f_new, chol_new
         if f_new <= f + 1e-4 * t * slope or t < 1e-10:
             break

@@ -163,7 +163,7 @@ def _split_score_matching(S, pairs, eps, tol, max_iter, init, verbose, labels):
     pinned eigenvalues, on which the whole-problem solver stalls (KKT
     residual 1.0 for eight such features). Otherwise (always for
     ``eps="auto"``: ``1 / S_aa >= 1 / lambda_max(S) = 2 eps``) the whole
-    problem is solved as one, which is as fast (33 against 39 ms block by
+    problem is solved as one, which is faster (33 against 39 ms block by
     block on MNIST-10k: the blocks' gathers cost what their smaller
     factorisations save).
     """
