@@ -49,7 +49,7 @@ import scipy.linalg as la
 from sklearn.exceptions import ConvergenceWarning
 
 from ._banded import cholesky_inverse, log_det, pattern_cholesky
-from ._pairs import as_pairs, bottom_eig, decoupled_spans
+from ._pairs import as_pairs, bottom_eig, decoupled_spans, lone_variances
 from ._score_matching import masked_score_matching
 
 __all__ = ["covariance_selection"]
@@ -211,12 +211,7 @@ def covariance_selection(
         info["min_eigenvalue"] = min(info["min_eigenvalue"], span_info["min_eigenvalue"])
     alone = np.flatnonzero(alone)
     if alone.size:
-        variances = S[alone, alone]
-        if not np.all(variances > 0):
-            raise ValueError(
-                "S is not positive definite: feature(s) "
-                f"{alone[~(variances > 0)][:5].tolist()} have zero variance. Use reg > 0."
-            )
+        variances = lone_variances(S, alone)
         precision[alone, alone] = 1.0 / variances  # exact: nothing to couple to
         info["min_eigenvalue"] = min(info["min_eigenvalue"], float(np.min(1.0 / variances)))
     info["converged"] = bool(info["kkt_residual"] <= tol)

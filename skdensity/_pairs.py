@@ -159,6 +159,19 @@ def decoupled_spans(pairs, S_E):
     return labels, spans
 
 
+def lone_variances(S, alone):
+    """``S[a, a]`` for the features ``alone`` in their block (see
+    :func:`decoupled_spans`), whose precision is closed-form; a clear error
+    if one is not positive."""
+    variances = S[alone, alone]
+    if not np.all(variances > 0):
+        raise ValueError(
+            "S is not positive definite: feature(s) "
+            f"{alone[~(variances > 0)][:5].tolist()} have zero variance. Use reg > 0."
+        )
+    return variances
+
+
 class MaskPairs:
     """Index the free entries of a symmetric matrix supported on ``mask``."""
 

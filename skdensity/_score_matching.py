@@ -43,7 +43,7 @@ from scipy.sparse.linalg import eigsh
 from sklearn.exceptions import ConvergenceWarning
 
 from ._banded import single_threaded, spd_solver
-from ._pairs import as_pairs, decoupled_spans
+from ._pairs import as_pairs, decoupled_spans, lone_variances
 from ._pd_constraint import minimize_pd
 from ._pd_projection import project_pd, projection_certificate
 
@@ -170,12 +170,7 @@ def _split_score_matching(S, pairs, eps, tol, max_iter, init, verbose, labels):
     D = pairs.n_features
     size = np.bincount(labels)
     alone = np.flatnonzero(size[labels] == 1)
-    variance = S[alone, alone]
-    if not np.all(variance > 0):
-        raise ValueError(
-            "S is not positive definite: feature(s) "
-            f"{alone[~(variance > 0)][:5].tolist()} have zero variance. Use reg > 0."
-        )
+    variance = lone_variances(S, alone)
     lam = np.maximum(1.0 / variance, eps)
     precision = np.zeros((D, D))
     precision[alone, alone] = lam

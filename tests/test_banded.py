@@ -31,12 +31,18 @@ def test_banded_inverse_matches_dense(shape, conn):
     np.testing.assert_allclose(apply(B), np.linalg.solve(P, B), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
-def test_cholesky_inverse_and_log_det(shape, conn):
+def _gmrf_factor(shape, conn):
+    """A random GMRF precision and its pattern Cholesky factor (banded above 64 pixels)."""
     P, _ = random_gmrf(shape, conn)
     pairs = MaskPairs(grid_mask(shape, conn))
     factor = pattern_cholesky(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
     assert factor[1] == (len(P) > 64)
+    return P, factor
+
+
+@pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
+def test_cholesky_inverse_and_log_det(shape, conn):
+    P, factor = _gmrf_factor(shape, conn)
     inv = cholesky_inverse(factor)
     assert inv.flags.c_contiguous
     np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
@@ -47,10 +53,7 @@ def test_cholesky_inverse_and_log_det(shape, conn):
 def test_inverse_sqrt_rows_has_the_inverse_covariance(shape, conn):
     # Rows z mapped to M z with M M' = inv(P): exactly, M' M... checked on
     # the identity (rows e_i give M' row-wise, and (M')' M' = inv(P)).
-    P, _ = random_gmrf(shape, conn)
-    pairs = MaskPairs(grid_mask(shape, conn))
-    factor = pattern_cholesky(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
-    assert factor[1] == (len(P) > 64)
+    P, factor = _gmrf_factor(shape, conn)
     Mt = inverse_sqrt_rows(factor, np.eye(len(P)))
     np.testing.assert_allclose(Mt.T @ Mt, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
     # in place on a C-ordered block of rows, and banded == dense factor

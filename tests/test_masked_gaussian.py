@@ -204,6 +204,18 @@ def test_mle_splits_decoupled_features_exactly():
     np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
 
 
+def test_decoupled_feature_with_zero_variance_is_a_clear_error():
+    # a constant pixel without a variance floor: S is singular there
+    P, mask = random_gmrf((6, 6), 8, seed=3)
+    S = np.cov(sample_gmrf(P, 2000, seed=1).T, bias=True)
+    S[[0, 20], :] = S[:, [0, 20]] = 0.0
+    S[20, 20] = 1.0  # a lone feature the score matching bound binds on (eps=2)
+    with pytest.raises(ValueError, match=r"feature\(s\) \[0\] have zero variance"):
+        covariance_selection(S, mask)
+    with pytest.raises(ValueError, match=r"feature\(s\) \[0\] have zero variance"):
+        masked_score_matching(S, mask, eps=2.0)
+
+
 @pytest.mark.parametrize("eps", ["auto", 2.0])
 def test_sm_splits_decoupled_features_exactly(eps):
     # Features 0, 1, 2, 7, 8, 27, 36, 63 uncorrelated with the rest, variance 1;
