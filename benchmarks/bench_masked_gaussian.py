@@ -28,13 +28,30 @@ from skdensity.datasets import load_mnist
 from bench_nce import smoothed_score  # same folder: run as a script
 
 
-def best_of(fn, repeat):
-    times = []
+def round_robin(fns, repeat):
+    """Best time of each function over ``repeat`` rounds, one call of each
+    per round in turn.
+
+    This VM's speed drifts by 20-40% within minutes: timing each function in
+    a block of its own lets a slow spell fall on one block only and skews
+    the ratios, while alternating gives every function the same spells.
+    Also returns, per function, its time over the floor's in each round.
+
+    Each round starts with an untimed call of the floor: after a maximum
+    likelihood fit the next 63 MB centred copy faults fresh pages (measured
+    130 -> 165 ms), while a fit's own pass reuses memory freed by the call
+    before it. The warm-up gives the floor the same conditions.
+    """
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        fns["cov"]()
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    floor = np.array(times["cov"])
+    return ({name: min(t) for name, t in times.items()},
+            {name: np.array(t) / floor for name, t in times.items()})
 
 
 def main():
@@ -49,15 +66,18 @@ def main():
     X_train, X_test = X[perm[:8000]], X[perm[8000:]]
 
     print("## Fit time as a ratio to the empirical covariance (same run, best of "
-          f"{args.repeat})\n")
+          f"{args.repeat} rounds; in brackets the range of the rounds' own ratios)\n")
     print("| data | covariance s | SM s | SM / cov | MLE s | MLE / cov |")
     print("|---|---|---|---|---|---|")
     for label, data in [("MNIST-10k", X), ("MNIST-10k tiled to 60,000", np.tile(X, (6, 1)))]:
-        t_cov, _ = best_of(lambda: data_moments(data), args.repeat)
-        t_sm, _ = best_of(lambda: MaskedGaussianSM(reg=reg).fit(data), args.repeat)
-        t_mle, _ = best_of(lambda: MaskedGaussianMLE(reg=reg).fit(data), max(1, args.repeat - 2))
-        print(f"| {label} | {t_cov:.3f} | {t_sm:.3f} | {t_sm / t_cov:.1f}x "
-              f"| {t_mle:.2f} | {t_mle / t_cov:.1f}x |")
+        best, ratios = round_robin({
+            "cov": lambda: data_moments(data),
+            "SM": lambda: MaskedGaussianSM(reg=reg).fit(data),
+            "MLE": lambda: MaskedGaussianMLE(reg=reg).fit(data),
+        }, args.repeat)
+        cells = [f"{best[k]:.3f} | {best[k] / best['cov']:.1f}x "
+                 f"({ratios[k].min():.1f}-{ratios[k].max():.1f}x)" for k in ("SM", "MLE")]
+        print(f"| {label} | {best['cov']:.3f} | " + " | ".join(cells) + " |")
 
     print("\n## Held-out mean log-likelihood (8,000 train / 2,000 test, nats/image)\n")
     print("| model | held-out | held-out, smoothed | fit s |")
