@@ -75,7 +75,7 @@ def main():
             "SM": lambda: MaskedGaussianSM(reg=reg).fit(data),
             "MLE": lambda: MaskedGaussianMLE(reg=reg).fit(data),
         }, args.repeat)
-        cells = [f"{best[k]:.3f} | {best[k] / best['cov']:.1f}x "
+        cells = [f"{best[k]:.3f} | {best[k] / best['cov']:.2f}x "
                  f"({ratios[k].min():.1f}-{ratios[k].max():.1f}x)" for k in ("SM", "MLE")]
         print(f"| {label} | {best['cov']:.3f} | " + " | ".join(cells) + " |")
 

@@ -393,6 +393,26 @@ class MaskPairs:
         indptr = np.searchsorted(uniq // self.n_pairs, np.arange(self.n_pairs + 1))
         return gather, weight, valid, padding, position, uniq % self.n_pairs, indptr
 
+    def anticommutator_pattern(self):
+        """Where ``Delta -> w * P_E(S Delta + Delta S) / 2`` reads ``S``, in
+        the free entries: ``(p, q, gather, coef)``, the operator being the
+        sum of ``coef * S.flat[gather]`` at ``(p, q)`` (duplicates add up).
+
+        It does not depend on ``S``: built once per mask and cached (the
+        score matching Hessian is this operator; assembling it from the
+        cache is a gather and a ``bincount``, about 1 against 4 ms at 28x28).
+        """
+        if not hasattr(self, "_anticommutator"):
+            # (S Delta + Delta S)/2 at pair (a, b), for Delta = E_q, collects
+            # S[a, k] Delta[k, b] over neighbours k of b, and the mirror term.
+            p1, k1, q1 = self.neighbour_products(self.cols)
+            p2, k2, q2 = self.neighbour_products(self.rows)
+            D = self.n_features
+            gather = np.concatenate([self.rows[p1] * D + k1, self.cols[p2] * D + k2])
+            p = np.concatenate([p1, p2])
+            self._anticommutator = (p, np.concatenate([q1, q2]), gather, 0.5 * self.weights[p])
+        return self._anticommutator
+
     def _expand_neighbours(self, nodes):
         """``(i, k)``: for each ``nodes[i]``, every neighbour ``k`` of it."""
         deg = np.diff(self.indptr)[nodes]
