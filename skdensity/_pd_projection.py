@@ -218,7 +218,7 @@ def project_pd(
             V = wopt.reshape(D, r)
             n_iter += nit
             x = primal(V)
-            lam, U = bottom_eig(pairs.to_sparse(x[:m]))
+            lam, U = _bottom_near(pairs, x[:m], V, eps * (1 - tol))
             kkt = certificate(x, lam[0], V)
             if kkt > tol:
                 x, V, lam, U, kkt = _polish(
@@ -250,6 +250,37 @@ def project_pd(
     info.update(kkt_residual=float(certificate(x, lam[0], V)), min_eigenvalue=float(lam[0]),
                 dual_factor=V)
     return x, info
+
+
+def _bottom_near(pairs, theta, V, shift):
+    """The smallest eigenpair of ``Lambda(theta)`` when one pinned direction
+    ``V`` (a single column) nearly is its eigenvector and ``shift`` lies just
+    below it; otherwise (or if that cannot be certified) :func:`bottom_eig`.
+
+    Two steps of inverse iteration with the factor of ``Lambda - shift I``
+    refine ``V`` (their rate is ``(lambda_1 - shift) / (lambda_2 - shift)``,
+    ~1e-6 on MNIST), its Rayleigh quotient ``q`` bounds ``lambda_min`` from
+    above, and a Cholesky factor of ``Lambda - (q - delta) I`` proves that
+    no eigenvalue lies below ``q - delta`` (Sylvester's inertia), with
+    ``delta = 1e-9 |q|``: two banded factorisations against ARPACK's 20
+    shift-invert steps (measured at the end of a score matching fit on
+    MNIST-10k: about 0.7 against 3 ms).
+    """
+    factor = None
+    if V.shape[1] == 1:
+        factor = pattern_cholesky(pairs.rows, pairs.cols, theta - shift * pairs.is_diag,
+                                  pairs.n_features)
+    if factor is None:
+        return bottom_eig(pairs.to_sparse(theta))
+    solve = cholesky_solver(factor)
+    u = V[:, 0]
+    for _ in range(2):
+        u = solve(u)
+        u /= np.linalg.norm(u)
+    q = float(u @ (pairs.to_sparse(theta) @ u))
+    if not _above(pairs, theta, q - 1e-9 * abs(q)):
+        return bottom_eig(pairs.to_sparse(theta))
+    return np.array([q]), u[:, None]
 
 
 def _above(pairs, theta, c):

@@ -81,7 +81,11 @@ def resolve_eps(eps, S):
     """
     if isinstance(eps, str):  # "auto"
         if S.shape[0] > 50:  # Lanczos: a few matvecs instead of a tridiagonalisation
-            top = eigsh(S, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0]
+            # A fixed start: ARPACK's own random start continues its seed from
+            # call to call, so eps (and a fit near its tolerance) depended on
+            # what had run before in the process.
+            v0 = np.random.default_rng(0).uniform(0.5, 1.5, S.shape[0])
+            top = eigsh(S, k=1, which="LA", return_eigenvectors=False, tol=1e-10, v0=v0)[0]
         else:
             top = la.eigh(S, eigvals_only=True, subset_by_index=[S.shape[0] - 1] * 2)[0]
         return 0.5 / top

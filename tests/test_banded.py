@@ -16,7 +16,7 @@ from skdensity._banded import (
 )
 from skdensity._pairs import MaskPairs, bottom_eig
 from skdensity._pd_constraint import minimize_pd
-from skdensity._pd_projection import _inverse_of
+from skdensity._pd_projection import _bottom_near, _inverse_of
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf
@@ -111,6 +111,36 @@ def test_bottom_eig_matches_lapack_definite_or_not(offset):
     w, U = bottom_eig(sp.csr_array(A), k=2)
     np.testing.assert_allclose(w, la.eigvalsh(A)[:2], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(A @ U, U * w, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["near", "two columns", "shift above", "not certified"])
+def test_bottom_near_is_the_smallest_eigenpair(case, monkeypatch):
+    # From a close guess of the bottom eigenvector and a shift just below
+    # it, the eigenpair comes from two inverse iterations, certified by a
+    # factorisation; when it cannot be (two pinned columns, a shift above
+    # the bottom) the general eigensolver answers. Either way: LAPACK's.
+    import skdensity._pd_projection as projection
+
+    P, mask = random_gmrf((16, 16), 8, seed=5)
+    pairs = MaskPairs(mask)
+    lam, U = la.eigh(P)
+    rng = np.random.default_rng(0)
+    V = (U[:, :1] + 1e-4 * rng.normal(size=(len(P), 1))) * 3.0
+    shift = lam[0] * (1 - 1e-6)
+    if case == "two columns":
+        V = np.hstack([V, U[:, 1:2]])
+    elif case == "shift above":
+        shift = 0.5 * (lam[0] + lam[1])
+    elif case == "not certified":  # inverse iteration stays near the second pair
+        V = U[:, 1:2].copy()
+        shift = lam[0] - 100 * (lam[1] - lam[0])
+    calls = []
+    monkeypatch.setattr(projection, "bottom_eig",
+                        lambda *a, **k: calls.append(1) or bottom_eig(*a, **k))
+    w, u = _bottom_near(pairs, pairs.from_dense(P), V, shift)
+    assert len(calls) == (0 if case == "near" else 1)
+    assert w[0] == pytest.approx(lam[0], rel=1e-9)
+    np.testing.assert_allclose(P @ u[:, 0], w[0] * u[:, 0], atol=1e-8 * lam[-1])
 
 
 def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
