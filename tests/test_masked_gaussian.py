@@ -58,6 +58,21 @@ def test_sm_hessian_matches_objective():
     assert np.isclose(0.5 * t @ H @ t - pairs.is_diag @ t, J)
 
 
+def test_auto_eps_does_not_depend_on_earlier_calls():
+    # ARPACK's own random start continues its seed from call to call (the
+    # top eigenvalue then moved in its last bits between fits); the bound
+    # must be a function of S alone.
+    from scipy.sparse.linalg import eigsh
+
+    from skdensity._score_matching import resolve_eps
+
+    S = np.cov(np.random.default_rng(0).normal(size=(300, 64)).T) + 0.01 * np.eye(64)
+    first = resolve_eps("auto", S)
+    eigsh(S, k=1, which="LA")  # advances ARPACK's seed
+    assert resolve_eps("auto", S) == first
+    assert first == pytest.approx(0.5 / np.linalg.eigvalsh(S)[-1], rel=1e-10)
+
+
 @pytest.mark.parametrize("pattern", ["grid8", "random graph"])
 def test_sm_system_matches_sparse_hessian(pattern):
     # The banded assembly (grid masks) and the sparse fallback (other
