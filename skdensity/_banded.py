@@ -167,12 +167,12 @@ def _dense_lower(factor, fortran=False):
         return np.array(band, order="F") if fortran else band
     u, n = band.shape[0] - 1, band.shape[1]
     out = np.zeros((n, n))
-    for d in range(u + 1):  # the band of U
-        idx = np.arange(n - d)
-        if fortran:
-            out[idx, idx + d] = band[u - d, d:]  # U C-ordered: U.T is L in Fortran order
-        else:
-            out[idx + d, idx] = band[u - d, d:]
+    flat = out.ravel()
+    for d in range(u + 1):  # the band of U, one strided diagonal at a time
+        # U C-ordered (entry (i, i + d) at d + i (n + 1)) is L in Fortran
+        # order; L C-ordered has (i + d, i) at d n + i (n + 1).
+        start = d if fortran else d * n
+        flat[start::n + 1][: n - d] = band[u - d, d:]
     return out.T if fortran else out
 
 

@@ -238,7 +238,8 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
 
     def _update(self, moments, warm_start, X=None):
         n, mean, cov = moments
-        S = cov + self.reg * np.eye(cov.shape[0])
+        S = cov.copy()
+        S.flat[:: S.shape[0] + 1] += self.reg
         if not np.all(np.isfinite(S)):
             raise ValueError(
                 "The covariance of X is not finite: values are too large "
