@@ -143,6 +143,30 @@ def test_bottom_near_is_the_smallest_eigenpair(case, monkeypatch):
     np.testing.assert_allclose(P @ u[:, 0], w[0] * u[:, 0], atol=1e-8 * lam[-1])
 
 
+@pytest.mark.parametrize("case", ["definite", "indefinite", "cluster"])
+def test_bottom_eig_lanczos_for_the_smallest_pair(case, monkeypatch):
+    # k = 1 on a banded matrix: shift-invert Lanczos of our own, no ARPACK;
+    # a tight bottom cluster does not converge in its 40 steps and goes to
+    # ARPACK. Either way LAPACK's smallest eigenpair.
+    from pathlib import Path
+
+    import scipy.sparse.linalg as spla
+
+    if case == "cluster":
+        A = sp.csr_array(sp.load_npz(Path(__file__).with_name("clustered_precision.npz")))
+    else:
+        P, _ = random_gmrf((16, 16), 8, seed=3)
+        A = sp.csr_array(P - (1.5 if case == "indefinite" else 0.0) * np.eye(len(P)))
+    arpack = []
+    eigsh = spla.eigsh
+    monkeypatch.setattr(spla, "eigsh", lambda *a, **k: arpack.append(1) or eigsh(*a, **k))
+    w, U = bottom_eig(A)
+    assert bool(arpack) == (case == "cluster")
+    expected = la.eigvalsh(A.toarray())[0]
+    assert w[0] == pytest.approx(expected, rel=1e-11, abs=1e-11)
+    np.testing.assert_allclose(A @ U[:, 0], w[0] * U[:, 0], atol=1e-9 * abs(A).max())
+
+
 def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
     # The projections of minimize_pd are preconditioned by a banded solve
     # for grid masks and a dense one otherwise: same constrained optimum.
