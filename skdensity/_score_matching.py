@@ -42,7 +42,14 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
 from sklearn.exceptions import ConvergenceWarning
 
-from ._banded import banded_cholesky, banded_solver, narrow_band, single_threaded, spd_solver
+from ._banded import (
+    band_storage,
+    banded_cholesky,
+    banded_solver,
+    narrow_band,
+    single_threaded,
+    spd_solver,
+)
 from ._pairs import as_pairs, decoupled_spans, lone_variances
 from ._pd_constraint import minimize_pd
 from ._pd_projection import project_pd, projection_certificate
@@ -225,11 +232,8 @@ def score_matching_system(S, pairs):
     upper = p <= q
     u = int((q[upper] - p[upper]).max(initial=0))
     factor = None
-    if narrow_band(m, u):
-        # LAPACK's upper band storage, Fortran order: entry (p, q) at row
-        # u + p - q of column q; bincount adds the duplicates up.
-        ab = np.bincount((u + p[upper] - q[upper]) + (u + 1) * q[upper],
-                         weights=vals[upper], minlength=(u + 1) * m).reshape(m, u + 1).T
+    if narrow_band(m, u):  # the pattern's duplicate entries add up in the band
+        ab = band_storage(p[upper], q[upper], vals[upper], m, u)
         factor = banded_cholesky(ab, overwrite=True)
     if factor is not None:
         return hessp, banded_solver(factor)
