@@ -20,6 +20,7 @@ from ._banded import (
     single_threaded,
     upper_band,
 )
+from ._block_tridiagonal import block_layout
 
 
 _PAIRS_CACHE = {}
@@ -454,6 +455,13 @@ class MaskPairs:
             p = np.concatenate([p1, p2])
             self._anticommutator = (p, np.concatenate([q1, q2]), gather, 0.5 * self.weights[p])
         return self._anticommutator
+
+    def block_layout(self):
+        """The mask as block tridiagonal (:func:`skdensity._block_tridiagonal.block_layout`),
+        or None where that does not pay; built once and cached."""
+        if not hasattr(self, "_block_layout"):
+            self._block_layout = block_layout(self)
+        return self._block_layout
 
     def _expand_neighbours(self, nodes):
         """``(i, k)``: for each ``nodes[i]``, every neighbour ``k`` of it."""
