@@ -92,3 +92,6 @@ def test_extract_patches_errors():
         extract_patches(np.zeros((10, 10)), (8, 8), 0)
     with pytest.raises(ValueError, match="NaN"):
         extract_patches(np.full((10, 10), np.nan), (8, 8), 3)
+    # the loader's Bunch itself, not its images: iterating it gives its keys
+    with pytest.raises(ValueError, match=r"load_natural_images\(\)\.images"):
+        extract_patches(load_natural_images(), (8, 8), 3)

@@ -1,5 +1,6 @@
 """Natural images and patches."""
 
+from collections.abc import Mapping
 from numbers import Integral
 from pathlib import Path
 
@@ -125,6 +126,11 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
     >>> P.shape
     (1000, 64)
     """
+    if isinstance(images, Mapping):  # iterating a Bunch gives its keys
+        raise ValueError(
+            "images is a mapping (a Bunch?): pass its images, e.g. "
+            "load_natural_images().images."
+        )
     if isinstance(images, np.ndarray) and images.ndim == 2:
         images = [images]
     images = [np.asarray(im, dtype=np.float64) for im in images]
