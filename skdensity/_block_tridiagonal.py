@@ -155,6 +155,19 @@ def selected_inverse(A, B):
         ``(F, K, W, C)``: inverse Schur complements, ``K_I = B_I F_I``, and
         the inverse's diagonal and sub-diagonal blocks; ``None`` if ``Lambda``
         is not positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity._block_tridiagonal import selected_inverse
+    >>> from skdensity._pairs import MaskPairs
+    >>> from skdensity.masks import grid_mask
+    >>> pairs = MaskPairs(grid_mask((20, 20), 8))
+    >>> P = pairs.to_dense(pairs.is_diag * 9.0 - ~pairs.is_diag)  # 9 on the diagonal, -1 off it
+    >>> layout = pairs.block_layout()
+    >>> F, K, W, C = selected_inverse(*layout.blocks(pairs.from_dense(P)))
+    >>> bool(np.allclose(layout.entries(W, C), pairs.from_dense(np.linalg.inv(P))))
+    True
     """
     N, s, _ = A.shape
     F = np.empty_like(A)
