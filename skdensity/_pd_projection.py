@@ -143,7 +143,7 @@ def project_pd(
     if lam0[0] >= eps:
         lam0 = bottom_eig(Lam0)[0] if warm else lam0
         V = np.zeros((D, 0))
-        x, lam = x0.copy(), lam0
+        x, lam, kkt = x0.copy(), lam0, None
     else:
         # The dual's Hessian in V is about 2 (Lambda - eps I) (x) I off the
         # pinned directions, whose spectrum spans four decades (pixels with
@@ -252,15 +252,19 @@ def project_pd(
                                      for j in range(len(lam)) if lam[j] < eps])
         info["n_iter"] = n_iter
         x, V, lam, U, kkt = best
-        V = _compress(V)
+        compressed = _compress(V)
+        if compressed is not V:  # same Z, other columns: certify what is returned
+            V, kkt = compressed, None
     if lam[0] < eps:
         # Never return an infeasible point: shifting the diagonal keeps the
         # mask and restores feasibility (the certificate reports the gap).
         x = x.copy()
         x[:m] += pairs.is_diag * (eps - lam[0])
         lam = bottom_eig(pairs.to_sparse(x[:m]))[0]
-    info.update(kkt_residual=float(certificate(x, lam[0], V)), min_eigenvalue=float(lam[0]),
-                dual_factor=V)
+        kkt = None
+    if kkt is None:  # otherwise the loop certified this very (x, lam, V)
+        kkt = certificate(x, lam[0], V)
+    info.update(kkt_residual=float(kkt), min_eigenvalue=float(lam[0]), dual_factor=V)
     return x, info
 
 
