@@ -46,12 +46,19 @@ def block_layout(pairs):
     bandwidth = int((pairs.cols - pairs.rows).max(initial=0))
     if bandwidth == 0 or D < 2 * _MIN_BLOCK:
         return None
-    n_blocks = max(1, D // max(bandwidth, _MIN_BLOCK))
-    s = -(-D // n_blocks)
+    bandwidth = max(bandwidth, _MIN_BLOCK)
+    n_blocks, s = _blocks_for(D, bandwidth)
     per_row = (2 * pairs.n_pairs - D) / D + 1
     if n_blocks < 2 or s * s > D * per_row / 2:
         return None
-    return BlockTridiagonal(pairs, max(bandwidth, _MIN_BLOCK))
+    return BlockTridiagonal(pairs, bandwidth)
+
+
+def _blocks_for(n_features, bandwidth):
+    """``D // bandwidth`` blocks (at least one) of equal size ``ceil(D / n_blocks)``,
+    which is at least ``bandwidth``."""
+    n_blocks = max(1, n_features // max(int(bandwidth), 1))
+    return n_blocks, -(-n_features // n_blocks)
 
 
 class BlockTridiagonal:
@@ -73,10 +80,7 @@ class BlockTridiagonal:
 
     def __init__(self, pairs, bandwidth):
         D = pairs.n_features
-        n_blocks = max(1, D // max(int(bandwidth), 1))
-        s = -(-D // n_blocks)
-        if s < bandwidth:  # cannot happen with n_blocks = D // bandwidth
-            raise ValueError(f"block size {s} below the bandwidth {bandwidth}")
+        n_blocks, s = _blocks_for(D, bandwidth)
         self.n_features, self.n_blocks, self.block_size = D, n_blocks, s
         rows, cols = pairs.rows, pairs.cols
         I, i = np.divmod(rows, s)

@@ -238,7 +238,7 @@ def score_matching_system(S, pairs):
     if factor is not None:
         return hessp, banded_solver(factor)
     try:
-        return hessp, spd_solver(sp.csc_array((vals, (p, q)), shape=(m, m)))
+        return hessp, spd_solver(score_matching_hessian(S, pairs))
     except RuntimeError as exc:  # exactly singular
         raise ValueError(
             "The score matching system is singular: the covariance is not "
