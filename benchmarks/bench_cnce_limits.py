@@ -40,9 +40,10 @@ import numpy as np
 from scipy.stats import multivariate_normal
 
 from skdensity import MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianSM
-from skdensity._pairs import as_pairs
-from skdensity._masked_nce import _start_and_preconditioner
-from skdensity._score_matching import metric_score_matching, resolve_eps
+from skdensity.gaussian import metric_score_matching
+from skdensity.gaussian._nce import start_and_preconditioner
+from skdensity.gaussian._score_matching import resolve_eps
+from skdensity.linalg import as_pairs
 from skdensity.datasets import load_mnist
 from skdensity.masks import grid_mask
 
@@ -88,7 +89,7 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
     print("## 1. Small-noise limits (score matching in the noise's metric, exact)\n")
     print("| noise shape | metric A | held-out | below MLE | smoothed | KKT | s |")
     print("|---|---|---|---|---|---|---|")
-    theta0, _ = _start_and_preconditioner(S, pairs, eps)  # cNCE's start, as the estimator
+    theta0, _ = start_and_preconditioner(S=S, pairs=pairs, eps=eps)  # cNCE's start, as the estimator
     mle_cov = MaskedGaussianMLE(reg=args.reg).fit(X_train).covariance_
     metrics = [("isotropic", "I", np.eye(S.shape[0])), ("covariance", "S", S),
                ("score_matching", "inv(Lambda_SM)", np.linalg.inv(pairs.to_dense(theta0))),
@@ -98,7 +99,7 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
         P, info = metric_score_matching(S, A, pairs, eps)
         score = gaussian_score(X_test, mean, P)
         print(f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "
-              f"| {smoothed(score, P, args.reg):.2f} | {info['kkt_residual']:.1e} "
+              f"| {smoothed(score, P, args.reg):.2f} | {info.kkt_residual:.1e} "
               f"| {time.perf_counter() - t0:.1f} |", flush=True)
     sm = MaskedGaussianSM(reg=args.reg).fit(X_train).score(X_test)
     print(f"\n(MaskedGaussianSM, the isotropic limit by its own solver: {sm:.2f})\n")

@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from skdensity import DeepEnergyModel
-from skdensity._energy_math import EnergyParams, annealed_importance_sampling
-from skdensity._energy_tf import dsm_loss, load_tensorflow, sm_loss, ssm_loss
+from skdensity.energy._inference import EnergyParams, annealed_importance_sampling
+from skdensity.energy._tf_objectives import dsm_loss, load_tensorflow, sm_loss, ssm_loss
 from skdensity.datasets import extract_patches, load_natural_images
 
 

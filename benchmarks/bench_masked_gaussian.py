@@ -22,7 +22,7 @@ from sklearn.covariance import GraphicalLasso, LedoitWolf
 from sklearn.mixture import GaussianMixture
 
 from skdensity import MaskedGaussianMLE, MaskedGaussianSM
-from skdensity._base import data_moments
+from skdensity.gaussian._moments import Moments
 from skdensity.datasets import load_mnist
 
 from bench_nce import smoothed_score  # same folder: run as a script
@@ -72,7 +72,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for label, data in [("MNIST-10k", X), ("MNIST-10k tiled to 60,000", np.tile(X, (6, 1)))]:
         best, ratios = round_robin({
-            "cov": lambda: data_moments(data),
+            "cov": lambda: Moments.of(data),
             "SM": lambda: MaskedGaussianSM(reg=reg).fit(data),
             "MLE": lambda: MaskedGaussianMLE(reg=reg).fit(data),
         }, args.repeat)

@@ -1,21 +1,28 @@
 """skdensity: scikit-learn-compatible density estimators for images.
 
 Unnormalised models (Gaussian Markov random fields with a masked precision,
-ZCA whitening as a Gaussian, densities of transformed data, ...) learned by score matching, maximum likelihood and related objectives,
-with exact or estimated normalisation, sampling and scikit-learn's API.
-TensorFlow is imported only by the models that need it.
+ZCA whitening as a Gaussian, energy models, densities of transformed data)
+learned by score matching, maximum likelihood and noise-contrastive
+estimation, with exact or estimated normalisation, sampling and
+scikit-learn's API. TensorFlow is imported only by the energy model's fit.
+
+The estimators live in subpackages by family (:mod:`skdensity.gaussian`,
+:mod:`skdensity.energy`, :mod:`skdensity.whitening`); the numerical kernels
+in :mod:`skdensity.linalg`. Everything public is re-exported here.
 """
 
-from ._base import GaussianDensity
-from ._covariance_selection import covariance_selection
-from ._deep_energy import DeepEnergyModel
-from ._masked_nce import MaskedGaussianCNCE, MaskedGaussianNCE
-from ._mle import MaskedGaussianMLE
-from ._score_matching import masked_score_matching
-from ._sm import MaskedGaussianSM
-from ._transformed import TransformedDensity, log_abs_det_jacobian
-from ._zca import ZCAWhitener, zca_whitening
+from .energy import DeepEnergyModel
+from .gaussian import (
+    GaussianDensity,
+    MaskedGaussianCNCE,
+    MaskedGaussianMLE,
+    MaskedGaussianNCE,
+    MaskedGaussianSM,
+    covariance_selection,
+    masked_score_matching,
+)
 from .masks import check_mask, grid_mask
+from .whitening import TransformedDensity, ZCAWhitener, log_abs_det_jacobian, zca_whitening
 
 __version__ = "0.1.0"
 

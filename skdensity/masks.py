@@ -6,6 +6,8 @@ may be non-zero there, i.e. whether pixels ``i`` and ``j`` are neighbours in
 the graph of the Markov random field.
 """
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,6 +34,24 @@ def _check_image_shape(image_shape):
         raise ValueError(
             "image_shape must be a pair of positive integers (height, width), "
             f"got {image_shape!r}."
+        )
+    return shape
+
+
+def resolve_image_shape(image_shape, n_features):
+    """The image shape of ``n_features`` pixels.
+
+    ``None`` gives a square when ``n_features`` is a perfect square and a
+    one-row signal ``(1, n_features)`` otherwise.
+    """
+    if image_shape is None:
+        side = math.isqrt(n_features)
+        return (side, side) if side * side == n_features else (1, n_features)
+    shape = _check_image_shape(image_shape)
+    if shape[0] * shape[1] != n_features:
+        raise ValueError(
+            f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has "
+            f"{n_features} features."
         )
     return shape
 

@@ -13,14 +13,15 @@ from skdensity import (
     covariance_selection,
     masked_score_matching,
 )
-from skdensity._covariance_selection import _newton
-from skdensity._pairs import MaskPairs, decoupled_spans
-from skdensity._score_matching import (
-    _masked_score_matching,
-    _sm_certificate,
+from skdensity.gaussian._covariance_selection import _Newton
+from skdensity.gaussian._decoupling import decoupled_spans
+from skdensity.gaussian._score_matching import (
+    _certificate,
+    _solve_score_matching,
     score_matching_hessian,
     score_matching_system,
 )
+from skdensity.linalg import MaskPairs
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf, sample_gmrf
@@ -64,7 +65,7 @@ def test_auto_eps_does_not_depend_on_earlier_calls():
     # must be a function of S alone.
     from scipy.sparse.linalg import eigsh
 
-    from skdensity._score_matching import resolve_eps
+    from skdensity.gaussian._score_matching import resolve_eps
 
     S = np.cov(np.random.default_rng(0).normal(size=(300, 64)).T) + 0.01 * np.eye(64)
     first = resolve_eps("auto", S)
@@ -86,10 +87,10 @@ def test_sm_system_matches_sparse_hessian(pattern):
     S = np.cov(rng.normal(size=(400, 144)).T)
     pairs = MaskPairs(mask)
     H = score_matching_hessian(S, pairs)
-    hessp, solve = score_matching_system(S, pairs)
+    system = score_matching_system(S, pairs)
     v = rng.normal(size=pairs.n_pairs)
-    np.testing.assert_allclose(hessp(v), H @ v, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(solve(H @ v), v, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(system.hessp(v), H @ v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(system.solve(H @ v), v, rtol=1e-8, atol=1e-8)
 
 
 def test_sm_unconstrained_when_pd():
@@ -97,7 +98,7 @@ def test_sm_unconstrained_when_pd():
     S = np.linalg.inv(P)  # population covariance: SM recovers P exactly
     est, info = masked_score_matching(S, mask)
     np.testing.assert_allclose(est, P, atol=1e-9)
-    assert info["active_rank"] == 0 and info["n_iter"] == 0
+    assert info.active_rank == 0 and info.n_iter == 0
 
 
 def test_sm_constrained_on_mnist_is_certified(mnist_split):
@@ -106,9 +107,9 @@ def test_sm_constrained_on_mnist_is_certified(mnist_split):
     mask = grid_mask((28, 28), 8)
     P, info = masked_score_matching(S, mask, eps=0.1)
     # the known fact: the unconstrained optimum is indefinite on MNIST
-    assert info["unconstrained_min_eigenvalue"] < -1
-    assert info["converged"] and info["active_rank"] >= 1
-    check_sm_kkt(S, P, info["dual_factor"], 0.1, mask, 1e-6)
+    assert info.unconstrained_min_eigenvalue < -1
+    assert info.converged and info.active_rank >= 1
+    check_sm_kkt(S, P, info.dual_factor, 0.1, mask, 1e-6)
 
 
 def test_sm_constraint_is_optimal_against_feasible_perturbations(mnist_split):
@@ -177,7 +178,7 @@ def test_mle_cg_path_matches_dense():
     S = np.cov(X.T, bias=True)
     dense, i1 = covariance_selection(S, mask)
     cg, i2 = covariance_selection(S, mask, max_dense_pairs=0)
-    assert i1["converged"] and i2["converged"]
+    assert i1.converged and i2.converged
     np.testing.assert_allclose(cg, dense, atol=1e-7 * np.abs(dense).max())
 
 
@@ -193,7 +194,7 @@ def test_mle_start_does_not_matter():
     for init in (accurate, np.diag(1 / np.diag(S))):
         other, _ = covariance_selection(S, mask, init=init, max_dense_pairs=0)
         np.testing.assert_allclose(other, default, atol=1e-7 * np.abs(default).max())
-    assert info["converged"]
+    assert info.converged
 
 
 def test_decoupled_spans():
@@ -228,14 +229,15 @@ def test_mle_splits_decoupled_features_exactly():
     labels, spans = decoupled_spans(pairs, pairs.from_dense(S))
     assert spans == [(3, 63)]  # the leading and trailing pixels in closed form
     precision, info = covariance_selection(S, mask, max_dense_pairs=0)
-    assert info["converged"]
+    assert info.converged
     # certified on the whole problem, not only on the span
     Sigma = np.linalg.inv(precision)
     assert np.abs((Sigma - S)[mask]).max() <= 1e-8 * S.diagonal().max()
     assert np.all(precision[~mask] == 0) and np.all(precision[27, np.arange(64) != 27] == 0)
-    assert info["min_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(precision)[0], rel=1e-8)
+    assert info.min_eigenvalue == pytest.approx(np.linalg.eigvalsh(precision)[0], rel=1e-8)
     # the same optimum as Newton on the whole, undivided problem
-    whole, _ = _newton(S, pairs, S.diagonal().max(), 1e-10, 100, None, 0, 0)
+    newton = _Newton(S, pairs, scale=S.diagonal().max(), max_dense_pairs=0, verbose=0)
+    whole, _ = newton.run(tol=1e-10, max_iter=100, init=None)
     np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
 
 
@@ -265,16 +267,16 @@ def test_sm_splits_decoupled_features_exactly(eps):
     precision, info = masked_score_matching(S, mask, eps=eps, tol=1e-8)
     pairs = MaskPairs(mask)
     # certified on the whole problem, multiplier included
-    cert = _sm_certificate(score_matching_hessian(S, pairs).dot, pairs.from_dense(precision),
-                           np.linalg.eigvalsh(precision)[0], info["dual_factor"], info["eps"],
-                           pairs)
-    assert info["converged"] and cert["kkt_residual"] < 1e-8
-    assert info["min_eigenvalue"] == pytest.approx(cert["min_eigenvalue"], rel=1e-8)
-    assert info["active_rank"] == (8 if eps == 2.0 else 0)
+    lam_min = np.linalg.eigvalsh(precision)[0]
+    kkt = _certificate(score_matching_hessian(S, pairs).dot, pairs.from_dense(precision),
+                       lam_min, info.dual_factor, info.eps, pairs)
+    assert info.converged and kkt < 1e-8
+    assert info.min_eigenvalue == pytest.approx(lam_min, rel=1e-8)
+    assert info.active_rank == (8 if eps == 2.0 else 0)
     assert precision[0, 0] == pytest.approx(1.0 if eps == "auto" else 2.0, rel=1e-12)
     assert np.count_nonzero(precision[27]) == 1
     if eps == "auto":  # the undivided solver agrees where it can
-        whole, _ = _masked_score_matching(S, pairs, info["eps"], 1e-8, 5000, None, 0)
+        whole, _ = _solve_score_matching(S, pairs, eps=info.eps, tol=1e-8, max_iter=5000)
         np.testing.assert_allclose(precision, whole, atol=1e-7 * np.abs(whole).max())
 
 

@@ -10,15 +10,16 @@ from sklearn.base import (
     DensityMixin,
     OneToOneFeatureMixin,
     TransformerMixin,
-    _fit_context,
     clone,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import MeanLogLikelihoodMixin, check_n_samples, data_moments, validate_fitted
-from .exceptions import IllConditionedWarning
+from ..exceptions import IllConditionedWarning
+from ..gaussian._moments import Moments
+from ..utils._compat import HasMethods, Interval, _fit_context
+from ..utils._mixins import MeanLogLikelihoodMixin
+from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
 
 __all__ = ["ZCAWhitener", "zca_whitening"]
 
@@ -207,31 +208,36 @@ class ZCAWhitener(
         self : object
             The fitted whitener.
         """
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        if self.covariance_estimator is None:
-            self.covariance_estimator_ = None
-            _, self.location_, cov = data_moments(X)
-            source = dict(covariance=cov)
-        else:
-            est = self.covariance_estimator_ = clone(self.covariance_estimator).fit(X)
-            self.location_ = np.asarray(getattr(est, "location_", X.mean(axis=0)), dtype=float)
-            if getattr(est, "precision_", None) is not None:
-                source = dict(precision=est.precision_)
-            elif getattr(est, "covariance_", None) is not None:
-                source = dict(covariance=est.covariance_)
-            else:
-                raise ValueError(
-                    f"covariance_estimator {type(est).__name__} exposes neither "
-                    "precision_ nor covariance_ after fit."
-                )
-        W, Winv, lam, eps_abs = zca_whitening(
-            **source, eps=self.eps, relative_eps=self.relative_eps
-        )
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+            estimator, location, source = self._covariance_source(X)
+            W, Winv, lam, eps_abs = zca_whitening(
+                **source, eps=self.eps, relative_eps=self.relative_eps
+            )
+        self.covariance_estimator_ = estimator
+        self.location_ = location
         self.whitening_, self.dewhitening_ = W, Winv
         self.eigenvalues_, self.eps_ = lam, eps_abs
         self.covariance_ = Winv @ Winv
         self.log_abs_det_jacobian_ = float(-0.5 * np.log(lam + eps_abs).sum())
         return self
+
+    def _covariance_source(self, X):
+        """The fitted covariance estimator (or None), the mean, and the
+        covariance or precision to whiten with."""
+        if self.covariance_estimator is None:
+            moments = Moments.of(X)
+            return None, moments.mean, dict(covariance=moments.covariance)
+        est = clone(self.covariance_estimator).fit(X)
+        location = np.asarray(getattr(est, "location_", X.mean(axis=0)), dtype=float)
+        if getattr(est, "precision_", None) is not None:
+            return est, location, dict(precision=est.precision_)
+        if getattr(est, "covariance_", None) is not None:
+            return est, location, dict(covariance=est.covariance_)
+        raise ValueError(
+            f"covariance_estimator {type(est).__name__} exposes neither "
+            "precision_ nor covariance_ after fit."
+        )
 
     def transform(self, X):
         """Whiten ``X``.

@@ -13,7 +13,6 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdensity import (
     GaussianDensity,
@@ -30,14 +29,6 @@ def correlated(n=2000, d=5, seed=0):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(d, d)) * np.linspace(0.2, 3, d)
     return rng.normal(size=(n, d)) @ A + rng.normal(size=d)
-
-
-@parametrize_with_checks(
-    [GaussianDensity(), ZCAWhitener(), TransformedDensity(),
-     TransformedDensity(ZCAWhitener(), MaskedGaussianMLE())]
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.05, 1.0])

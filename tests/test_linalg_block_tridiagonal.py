@@ -4,10 +4,10 @@ its derivative (covariance selection's Newton steps on grid masks)."""
 import numpy as np
 import pytest
 
-import skdensity._block_tridiagonal as bt
-import skdensity._covariance_selection as cs
-from skdensity._covariance_selection import covariance_selection
-from skdensity._pairs import MaskPairs
+import skdensity.gaussian._covariance_selection as cs
+import skdensity.linalg as bt
+from skdensity import covariance_selection
+from skdensity.linalg import MaskPairs, block_layout
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf, sample_gmrf
@@ -37,7 +37,7 @@ CASES = ["band, padded", "grid 10x10, padded", "grid 28x28", "grid 20x30, 4-conn
 @pytest.mark.parametrize("case", CASES)
 def test_selected_inverse_is_the_inverse_on_the_pattern(case):
     P, pairs = _banded_case(case)
-    layout = pairs.block_layout()
+    layout = block_layout(pairs)
     assert layout is not None and layout.n_blocks >= 2
     D, s = len(P), layout.block_size
     assert layout.n_blocks * s >= D and s >= (pairs.cols - pairs.rows).max()
@@ -59,7 +59,7 @@ def test_selected_inverse_is_the_inverse_on_the_pattern(case):
 @pytest.mark.parametrize("case", CASES)
 def test_selected_inverse_derivative_is_the_hessian_product(case):
     P, pairs = _banded_case(case)
-    layout = pairs.block_layout()
+    layout = block_layout(pairs)
     theta = pairs.from_dense(P)
     factors = bt.selected_inverse(*layout.blocks(theta))
     v = np.random.default_rng(2).normal(size=pairs.n_pairs)
@@ -78,18 +78,18 @@ def test_selected_inverse_derivative_is_the_hessian_product(case):
 def test_selected_inverse_rejects_an_indefinite_matrix():
     P, pairs = _banded_case("grid 28x28")
     P = P - 1.01 * np.linalg.eigvalsh(P)[0] * np.eye(len(P))  # one negative eigenvalue
-    assert bt.selected_inverse(*pairs.block_layout().blocks(pairs.from_dense(P))) is None
+    assert bt.selected_inverse(*block_layout(pairs).blocks(pairs.from_dense(P))) is None
 
 
 def test_block_layout_only_where_it_pays():
-    assert MaskPairs(grid_mask((28, 28), 8)).block_layout().block_size == 30
-    assert MaskPairs(grid_mask((1, 512), 8)).block_layout().block_size == 16  # a chain
-    assert MaskPairs(grid_mask((5, 5), 8)).block_layout() is None  # too small
-    assert MaskPairs(np.ones((60, 60), dtype=bool)).block_layout() is None  # dense
+    assert block_layout(MaskPairs(grid_mask((28, 28), 8))).block_size == 30
+    assert block_layout(MaskPairs(grid_mask((1, 512), 8))).block_size == 16  # a chain
+    assert block_layout(MaskPairs(grid_mask((5, 5), 8))) is None  # too small
+    assert block_layout(MaskPairs(np.ones((60, 60), dtype=bool))) is None  # dense
     # wide band, few entries a row: the dense inverse's products are cheaper
     mask = np.eye(200, dtype=bool)
     mask[np.arange(100), np.arange(100, 200)] = mask[np.arange(100, 200), np.arange(100)] = True
-    assert MaskPairs(mask).block_layout() is None
+    assert block_layout(MaskPairs(mask)) is None
 
 
 def test_covariance_selection_in_blocks_matches_the_dense_inverse(monkeypatch):
@@ -106,10 +106,10 @@ def test_covariance_selection_in_blocks_matches_the_dense_inverse(monkeypatch):
     monkeypatch.setattr(cs, "selected_inverse", lambda A, B: None)
     calls.clear()
     fallback, info_fallback = covariance_selection(S, mask, tol=1e-10)
-    monkeypatch.setattr(MaskPairs, "block_layout", lambda self: None)
+    monkeypatch.setattr(cs, "block_layout", lambda pairs: None)
     dense, info_dense = covariance_selection(S, mask, tol=1e-10)
     assert not calls
-    assert info_blocks["converged"] and info_dense["converged"] and info_fallback["converged"]
+    assert info_blocks.converged and info_dense.converged and info_fallback.converged
     np.testing.assert_allclose(blocks, dense, atol=1e-8 * np.abs(dense).max())
     np.testing.assert_allclose(fallback, dense, atol=1e-12 * np.abs(dense).max())
     Sigma = np.linalg.inv(blocks)

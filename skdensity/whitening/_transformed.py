@@ -1,13 +1,16 @@
 """Densities of transformed data, scored in the original space."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import GaussianDensity, MeanLogLikelihoodMixin, sample_from, validate_fitted
+from ..gaussian import GaussianDensity
+from ..utils._compat import HasMethods, _fit_context
+from ..utils._mixins import MeanLogLikelihoodMixin
+from ..utils._random import sample_from
+from ..utils._validation import restore_on_failure, validate_fitted
 from ._zca import ZCAWhitener
 
 __all__ = ["TransformedDensity", "log_abs_det_jacobian"]
@@ -133,13 +136,14 @@ class TransformedDensity(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        transformer = ZCAWhitener() if self.transformer is None else self.transformer
-        density = GaussianDensity() if self.density is None else self.density
-        self.transformer_ = clone(transformer)
-        Z = self.transformer_.fit_transform(X)
-        log_abs_det_jacobian(self.transformer_, X[:1])  # fail early if unknown
-        self.density_ = clone(density).fit(Z)
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+            transformer = clone(ZCAWhitener() if self.transformer is None else self.transformer)
+            density = clone(GaussianDensity() if self.density is None else self.density)
+            Z = transformer.fit_transform(X)
+            log_abs_det_jacobian(transformer, X[:1])  # fail early if unknown
+            density.fit(Z)
+        self.transformer_, self.density_ = transformer, density
         return self
 
     def score_samples(self, X):

@@ -3,15 +3,20 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import MeanLogLikelihoodMixin, check_n_samples, validate_fitted
-from ._energy_math import EnergyParams, annealed_importance_sampling, mala
+from ..utils._compat import Interval, StrOptions, _fit_context
+from ..utils._mixins import MeanLogLikelihoodMixin
+from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
+from ._inference import EnergyParams, annealed_importance_sampling, mala
 
-_PARAM_NAMES = ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_")
+__all__ = ["DeepEnergyModel"]
+
+# The learned parameters in EnergyParams' order (V, a, W, c, b); each is the
+# fitted attribute of the same name with a trailing underscore.
+_PARAM_NAMES = ("filters", "hidden_bias", "expert_weights", "expert_bias", "visible_bias")
 
 
 class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
@@ -32,12 +37,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     :math:`N(\sigma^2 b, \sigma^2 I)`, so ``score_samples`` is a normalised
     log-density comparable with the Gaussian models'.
 
-    Training runs in ``dtype`` (float32 by default; measured: after 200 Adam
-    steps on 5-dimensional data the parameters are within 2e-6 of a float64
-    run, relative to their size, and a test holds them within 1e-4; longer
-    runs may drift further apart); all inference (``score_samples``,
-    sampling, AIS) runs in float64 numpy on the stored parameters, so results
-    do not depend on batch composition. The fitted state is numpy arrays
+    Training runs in ``dtype`` (float32 by default; float64 runs follow the
+    same path to rounding); all inference (``score_samples``, sampling, AIS)
+    runs in float64 numpy on the stored parameters, so results do not depend
+    on batch composition. The fitted state is numpy arrays
     only: the estimator pickles and clones without TensorFlow objects.
 
     Score matching fits on raw or fully whitened natural patches learn
@@ -161,24 +164,6 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # -- parameters ---------------------------------------------------------
-    def _params(self):
-        return EnergyParams(self.filters_, self.hidden_bias_, self.expert_weights_,
-                            self.expert_bias_, self.visible_bias_, self.sigma)
-
-    def _init_params(self, D, rng):
-        if self.warm_start and hasattr(self, "filters_") and self.filters_.shape == (self.n_hidden, D) \
-                and self.expert_weights_.shape == (self.n_experts, self.n_hidden):
-            return [getattr(self, name) for name in _PARAM_NAMES]
-        return [
-            rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D)),
-            np.zeros(self.n_hidden),
-            rng.normal(scale=1.0 / np.sqrt(self.n_hidden), size=(self.n_experts, self.n_hidden)),
-            np.zeros(self.n_experts),
-            np.zeros(D),
-        ]
-
-    # -- training -----------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train by score matching, then estimate ``log Z`` by AIS.
@@ -192,92 +177,111 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        from ._energy_tf import dsm_loss, load_tensorflow, sm_loss, ssm_loss
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+            rng = check_random_state(self.random_state)
+            training = self._initialize(X, rng)
+            n_epochs = self._fit_stochastic(training, rng)
+            values = training.final_parameters()
+            params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
+            log_partition, log_partition_std = annealed_importance_sampling(
+                params, self.n_ais_chains, self.n_ais_temperatures, rng
+            )
+        for name in _PARAM_NAMES:
+            setattr(self, name + "_", values[name])
+        self.n_iter_ = n_epochs
+        self.loss_curve_ = np.asarray(training.loss_curve)
+        self.validation_scores_ = np.asarray(training.validation_scores)
+        self.log_partition_, self.log_partition_std_ = log_partition, log_partition_std
+        return self
 
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        rng = check_random_state(self.random_state)
-        tf = load_tensorflow()
-        dt = tf.float32 if self.dtype == "float32" else tf.float64
-        n, D = X.shape
+    def _initial_parameters(self, D, rng):
+        """The previous fit's parameters (``warm_start``, same shapes) or a
+        random start, by name."""
+        if (
+            self.warm_start
+            and hasattr(self, "filters_")
+            and self.filters_.shape == (self.n_hidden, D)
+            and self.expert_weights_.shape == (self.n_experts, self.n_hidden)
+        ):
+            return {name: getattr(self, name + "_") for name in _PARAM_NAMES}
+        return {
+            "filters": rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D)),
+            "hidden_bias": np.zeros(self.n_hidden),
+            "expert_weights": rng.normal(
+                scale=1.0 / np.sqrt(self.n_hidden), size=(self.n_experts, self.n_hidden)
+            ),
+            "expert_bias": np.zeros(self.n_experts),
+            "visible_bias": np.zeros(D),
+        }
+
+    def _initialize(self, X, rng):
+        """Split off the validation set and build the TensorFlow training state."""
+        from ._tf_objectives import ScoreMatchingTraining
+
+        n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
         order = rng.permutation(n)
-        X_val, X_tr = X[order[:n_val]], X[order[n_val:]]
-        variables = [tf.Variable(p.astype(self.dtype)) for p in self._init_params(D, rng)]
-        trainable = [v for i, v in enumerate(variables) if i != 1 or self.hidden_bias]
-        sigma = tf.constant(self.sigma, dt)
-        opt = tf.keras.optimizers.Adam(learning_rate=self.learning_rate)
+        X_val, X_train = X[order[:n_val]], X[order[n_val:]]
+        trainable = [name for name in _PARAM_NAMES if name != "hidden_bias" or self.hidden_bias]
+        return ScoreMatchingTraining(
+            self._initial_parameters(X.shape[1], rng),
+            trainable=trainable,
+            X_train=X_train,
+            X_val=X_val,
+            val_noise=(
+                rng.standard_normal(X_val.shape) if self.objective != "sm" else X_val[:, :0]
+            ),
+            objective=self.objective,
+            sigma=self.sigma,
+            noise_scale=self.noise_scale,
+            learning_rate=self.learning_rate,
+            dtype=self.dtype,
+        )
 
-        def objective(batch, extra):
-            if self.objective == "sm":
-                return sm_loss(tf, batch, variables, sigma)
-            if self.objective == "dsm":
-                return dsm_loss(tf, batch, variables, sigma, extra, tf.constant(self.noise_scale, dt))
-            return ssm_loss(tf, batch, variables, sigma, extra)
-
-        def train_step(batch, extra):
-            with tf.GradientTape() as tape:
-                loss = objective(batch, extra)
-            opt.apply_gradients(zip(tape.gradient(loss, trainable), trainable))
-            return loss
-
-        # One graph per epoch: the minibatch loop runs inside TensorFlow, so a
-        # step costs its arithmetic, not a Python round trip (measured 3x
-        # faster at D = 100, batch 100, on two CPU cores).
-        @tf.function(reduce_retracing=True)
-        def train_epoch(batches, extras):
-            total = tf.constant(0.0, dt)
-            for i in tf.range(tf.shape(batches)[0]):
-                total += train_step(batches[i], extras[i])
-            return total
-
-        needs_noise = self.objective != "sm"
-        val_extra = rng.standard_normal(X_val.shape).astype(self.dtype) if needs_noise else X_val[:, :0]
-        bs = min(self.batch_size, len(X_tr))
-        n_full = len(X_tr) // bs
-        self.loss_curve_, self.validation_scores_ = [], []
-        best, stall = np.inf, 0
+    def _fit_stochastic(self, training, rng):
+        """Epochs of Adam on shuffled minibatches until ``max_epochs`` or early
+        stopping; returns the number of epochs run."""
         for epoch in range(self.max_epochs):
-            perm = rng.permutation(len(X_tr))
-            # full batches in one graph call, the remainder (if any) as one more step
-            chunks = [(X_tr[perm[: n_full * bs]].reshape(n_full, bs, D), n_full)]
-            if n_full * bs < len(X_tr):
-                chunks.append((X_tr[perm[n_full * bs :]][None], 1))
-            total = 0.0
-            for batches, count in chunks:
-                extras = (rng.standard_normal(batches.shape) if needs_noise
-                          else np.zeros(batches.shape[:2] + (0,)))
-                total += float(train_epoch(tf.constant(batches, dt), tf.constant(extras, dt)))
-            loss = total / sum(count for _, count in chunks)
+            loss = training.run_epoch(self.batch_size, rng)
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"The training objective became non-finite in epoch {epoch + 1}. "
                     "Lower learning_rate, standardise or whiten the data, or use "
                     "objective='dsm'."
                 )
-            self.loss_curve_.append(loss)
-            if n_val:
-                val = float(objective(tf.constant(X_val, dt), tf.constant(val_extra, dt)))
-                self.validation_scores_.append(-val)
-                if not np.isfinite(best) or val < best - self.tol * max(1.0, abs(best)):
-                    best, stall = val, 0
-                    best_params = [v.numpy().copy() for v in variables]
-                else:
-                    stall += 1
+            training.loss_curve.append(loss)
+            if training.has_validation:
+                self._update_no_improvement_count(training)
             if self.verbose:
-                msg = f", held-out {-self.validation_scores_[-1]:.6g}" if n_val else ""
-                print(f"[DeepEnergyModel] epoch {epoch + 1}: objective {self.loss_curve_[-1]:.6g}{msg}")
-            if n_val and stall >= self.n_iter_no_change:
+                held_out = (
+                    f", held-out {-training.validation_scores[-1]:.6g}"
+                    if training.has_validation
+                    else ""
+                )
+                print(f"[DeepEnergyModel] epoch {epoch + 1}: objective {loss:.6g}{held_out}")
+            if training.has_validation and training.no_improvement_count >= self.n_iter_no_change:
                 break
-        final = best_params if n_val and np.isfinite(best) else [v.numpy() for v in variables]
-        for name, value in zip(_PARAM_NAMES, final):
-            setattr(self, name, np.asarray(value, dtype=np.float64))
-        self.n_iter_ = epoch + 1
-        self.loss_curve_ = np.asarray(self.loss_curve_)
-        self.validation_scores_ = np.asarray(self.validation_scores_)
-        self.log_partition_, self.log_partition_std_ = annealed_importance_sampling(
-            self._params(), self.n_ais_chains, self.n_ais_temperatures, rng
+        return epoch + 1
+
+    def _update_no_improvement_count(self, training):
+        """Score the held-out set; keep the parameters when it improved by
+        ``tol`` (relative), else count an epoch without improvement."""
+        val = training.validation_objective()
+        training.validation_scores.append(-val)
+        best = training.best_validation
+        if not np.isfinite(best) or val < best - self.tol * max(1.0, abs(best)):
+            training.best_validation = val
+            training.no_improvement_count = 0
+            training.keep_best()
+        else:
+            training.no_improvement_count += 1
+
+    def _params(self):
+        return EnergyParams(
+            self.filters_, self.hidden_bias_, self.expert_weights_, self.expert_bias_,
+            self.visible_bias_, self.sigma,
         )
-        return self
 
     # -- inference (float64 numpy) ------------------------------------------
     def score_samples(self, X):

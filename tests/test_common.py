@@ -1,4 +1,5 @@
-"""scikit-learn conformance: checks, model selection, persistence, bad input."""
+"""scikit-learn conformance of every public estimator: scikit-learn's common
+checks, model selection, persistence, bad input."""
 
 import pickle
 import subprocess
@@ -11,12 +12,49 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdensity import MaskedGaussianMLE, MaskedGaussianSM
+from skdensity import (
+    DeepEnergyModel,
+    GaussianDensity,
+    MaskedGaussianCNCE,
+    MaskedGaussianMLE,
+    MaskedGaussianNCE,
+    MaskedGaussianSM,
+    TransformedDensity,
+    ZCAWhitener,
+)
 
 ESTIMATORS = [MaskedGaussianSM(), MaskedGaussianMLE()]
 
+# Every public estimator, with settings that keep scikit-learn's checks quick.
+ALL_ESTIMATORS = [
+    MaskedGaussianSM(),
+    MaskedGaussianMLE(),
+    MaskedGaussianNCE(noise_ratio=3, random_state=0),
+    MaskedGaussianCNCE(random_state=0),
+    GaussianDensity(),
+    ZCAWhitener(),
+    TransformedDensity(),
+    TransformedDensity(ZCAWhitener(), MaskedGaussianMLE()),
+    DeepEnergyModel(
+        n_hidden=4, n_experts=4, max_epochs=2, batch_size=20, n_ais_chains=20,
+        n_ais_temperatures=20, random_state=0,
+    ),
+]
 
-@parametrize_with_checks(ESTIMATORS)
+
+def test_every_public_estimator_is_checked():
+    import skdensity
+    from sklearn.base import BaseEstimator
+
+    public = {
+        name for name in skdensity.__all__
+        if isinstance(getattr(skdensity, name), type)
+        and issubclass(getattr(skdensity, name), BaseEstimator)
+    }
+    assert public == {type(est).__name__ for est in ALL_ESTIMATORS}
+
+
+@parametrize_with_checks(ALL_ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

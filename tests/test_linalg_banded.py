@@ -1,22 +1,25 @@
-"""Banded linear algebra behind the solvers (grid masks are banded)."""
+"""Banded linear algebra, Cholesky factors, eigenpairs and the projection
+behind the solvers (grid masks are banded)."""
 
 import numpy as np
 import pytest
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from skdensity._banded import (
+import skdensity.linalg._banded as banded
+import skdensity.linalg._cholesky as cholesky
+import skdensity.linalg._eigen as eigen
+import skdensity.linalg._pd_projection as projection
+from skdensity.gaussian._covariance_selection import _SchwarzPreconditioner
+from skdensity.linalg import (
+    CholeskyFactor,
+    MaskPairs,
     banded_cholesky,
-    cholesky_inverse,
-    inverse_sqrt_rows,
-    log_det,
-    pattern_cholesky,
-    shift_below_spectrum,
+    bottom_eig,
+    minimize_pd,
     upper_band,
 )
-from skdensity._pairs import MaskPairs, bottom_eig
-from skdensity._pd_constraint import minimize_pd
-from skdensity._pd_projection import _bottom_near, _inverse_of
+from skdensity.linalg._banded import shift_below_spectrum
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf
@@ -26,27 +29,28 @@ from .conftest import random_gmrf
 def test_banded_inverse_matches_dense(shape, conn):
     P, _ = random_gmrf(shape, conn)
     pairs = MaskPairs(grid_mask(shape, conn))
-    apply = _inverse_of(pairs, pairs.from_dense(P))
+    factor = pairs.cholesky(pairs.from_dense(P))
     B = np.random.default_rng(0).normal(size=(len(P), 3))
-    np.testing.assert_allclose(apply(B), np.linalg.solve(P, B), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(factor.solve(B), np.linalg.solve(P, B), rtol=1e-9, atol=1e-12)
 
 
 def _gmrf_factor(shape, conn):
     """A random GMRF precision and its pattern Cholesky factor (banded above 64 pixels)."""
     P, _ = random_gmrf(shape, conn)
     pairs = MaskPairs(grid_mask(shape, conn))
-    factor = pattern_cholesky(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
-    assert factor[1] == (len(P) > 64)
+    factor = CholeskyFactor.of_pattern(pairs.rows, pairs.cols, pairs.from_dense(P), len(P))
+    assert factor.banded == (len(P) > 64)
     return P, factor
 
 
 @pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
 def test_cholesky_inverse_and_log_det(shape, conn):
     P, factor = _gmrf_factor(shape, conn)
-    inv = cholesky_inverse(factor)
+    inv = factor.inverse()
     assert inv.flags.c_contiguous
     np.testing.assert_allclose(inv, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(log_det(factor), np.linalg.slogdet(P)[1], rtol=1e-12)
+    np.testing.assert_allclose(factor.log_det(), np.linalg.slogdet(P)[1], rtol=1e-12)
+    np.testing.assert_allclose(factor.lower(), np.linalg.cholesky(P), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, conn", [((28, 28), 8), ((5, 5), 4)])  # banded, dense
@@ -54,12 +58,12 @@ def test_inverse_sqrt_rows_has_the_inverse_covariance(shape, conn):
     # Rows z mapped to M z with M M' = inv(P): exactly, M' M... checked on
     # the identity (rows e_i give M' row-wise, and (M')' M' = inv(P)).
     P, factor = _gmrf_factor(shape, conn)
-    Mt = inverse_sqrt_rows(factor, np.eye(len(P)))
+    Mt = factor.inverse_sqrt_rows(np.eye(len(P)))
     np.testing.assert_allclose(Mt.T @ Mt, np.linalg.inv(P), rtol=1e-9, atol=1e-12)
     # in place on a C-ordered block of rows, and banded == dense factor
     Z = np.random.default_rng(0).normal(size=(7, len(P)))
     expected = la.solve_triangular(np.linalg.cholesky(P), Z.T, lower=True, trans="T").T
-    out = inverse_sqrt_rows(factor, Z)
+    out = factor.inverse_sqrt_rows(Z)
     assert np.shares_memory(out, Z)
     np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-12)
 
@@ -90,7 +94,7 @@ def test_local_inverse_hessian_is_sum_of_block_inverses(mask):
         nodes = [a] + [b for b in range(a + 1, D) if mask[a, b]]
         ids = np.unique([pairs.pair_id[i, j] for i in nodes for j in nodes if mask[i, j]])
         expected[np.ix_(ids, ids)] += np.linalg.inv(H[np.ix_(ids, ids)])
-    np.testing.assert_allclose(pairs.local_inverse_hessian(Sigma).toarray(), expected,
+    np.testing.assert_allclose(_SchwarzPreconditioner.of(pairs).matrix(Sigma).toarray(), expected,
                                atol=1e-12 * np.abs(expected).max())
 
 
@@ -119,8 +123,6 @@ def test_bottom_near_is_the_smallest_eigenpair(case, monkeypatch):
     # it, the eigenpair comes from two inverse iterations, certified by a
     # factorisation; when it cannot be (two pinned columns, a shift above
     # the bottom) the general eigensolver answers. Either way: LAPACK's.
-    import skdensity._pd_projection as projection
-
     P, mask = random_gmrf((16, 16), 8, seed=5)
     pairs = MaskPairs(mask)
     lam, U = la.eigh(P)
@@ -137,7 +139,8 @@ def test_bottom_near_is_the_smallest_eigenpair(case, monkeypatch):
     calls = []
     monkeypatch.setattr(projection, "bottom_eig",
                         lambda *a, **k: calls.append(1) or bottom_eig(*a, **k))
-    w, u = _bottom_near(pairs, pairs.from_dense(P), V, shift)
+    dual = projection._DualProjection(pairs.from_dense(P), lambda v: v, pairs, eps=1.0, tol=1e-6)
+    w, u = dual.bottom_near(pairs.from_dense(P), V, shift)
     assert len(calls) == (0 if case == "near" else 1)
     assert w[0] == pytest.approx(lam[0], rel=1e-9)
     np.testing.assert_allclose(P @ u[:, 0], w[0] * u[:, 0], atol=1e-8 * lam[-1])
@@ -150,16 +153,14 @@ def test_bottom_eig_lanczos_for_the_smallest_pair(case, monkeypatch):
     # ARPACK. Either way LAPACK's smallest eigenpair.
     from pathlib import Path
 
-    import scipy.sparse.linalg as spla
-
     if case == "cluster":
         A = sp.csr_array(sp.load_npz(Path(__file__).with_name("clustered_precision.npz")))
     else:
         P, _ = random_gmrf((16, 16), 8, seed=3)
         A = sp.csr_array(P - (1.5 if case == "indefinite" else 0.0) * np.eye(len(P)))
     arpack = []
-    eigsh = spla.eigsh
-    monkeypatch.setattr(spla, "eigsh", lambda *a, **k: arpack.append(1) or eigsh(*a, **k))
+    eigsh = eigen.eigsh
+    monkeypatch.setattr(eigen, "eigsh", lambda *a, **k: arpack.append(1) or eigsh(*a, **k))
     w, U = bottom_eig(A)
     assert bool(arpack) == (case == "cluster")
     expected = la.eigvalsh(A.toarray())[0]
@@ -170,8 +171,6 @@ def test_bottom_eig_lanczos_for_the_smallest_pair(case, monkeypatch):
 def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
     # The projections of minimize_pd are preconditioned by a banded solve
     # for grid masks and a dense one otherwise: same constrained optimum.
-    import skdensity._banded as banded
-
     pairs = MaskPairs(grid_mask((10, 10), 8))
     P, _ = random_gmrf((10, 10), 8)
     target = pairs.from_dense(P) + 0.3 * np.random.default_rng(0).normal(size=pairs.n_pairs)
@@ -184,14 +183,15 @@ def test_banded_and_dense_preconditioners_reach_the_same_optimum(monkeypatch):
     assert banded.narrow_band(100, 11)
     runs = {}
     for use_band in (True, False):
-        monkeypatch.setattr(banded, "narrow_band", lambda n, u, b=use_band: b)
+        for module in (banded, cholesky):
+            monkeypatch.setattr(module, "narrow_band", lambda n, u, b=use_band: b)
         runs[use_band] = minimize_pd(fg, x0, pairs, eps=0.5, tol=1e-7)
-    (x_band, info_band), (x_dense, info_dense) = runs[True], runs[False]
-    assert info_band["converged"] and info_dense["converged"]
-    np.testing.assert_allclose(info_band["objective"], info_dense["objective"], rtol=1e-10)
-    np.testing.assert_allclose(x_band, x_dense, rtol=1e-6, atol=1e-7)
-    assert info_band["min_eigenvalue"] >= 0.5 * (1 - 1e-9)
-    assert info_band["min_eigenvalue"] < 0.6  # the constraint is active
+    band, dense = runs[True], runs[False]
+    assert band.converged and dense.converged
+    np.testing.assert_allclose(band.objective, dense.objective, rtol=1e-10)
+    np.testing.assert_allclose(band.x, dense.x, rtol=1e-6, atol=1e-7)
+    assert band.min_eigenvalue >= 0.5 * (1 - 1e-9)
+    assert band.min_eigenvalue < 0.6  # the constraint is active
 
 
 def test_bottom_eig_resolves_a_tight_cluster_without_dense_fallback(monkeypatch):

@@ -2,11 +2,28 @@
 
 scipy's L-BFGS-B takes no preconditioner and cannot be told that a step left
 the domain. This version accepts an approximate inverse Hessian as its
-initial matrix (the projections of :mod:`skdensity._pd_projection` need one)
-and backtracks whenever the objective returns ``inf``.
+initial matrix (the positive-definite projection's dual needs one) and
+backtracks whenever the objective returns ``inf``.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+
+__all__ = ["LBFGSMemory", "LBFGSResult", "minimize_lbfgs"]
+
+
+@dataclass(frozen=True)
+class LBFGSResult:
+    """What :func:`minimize_lbfgs` returns.
+
+    ``converged`` is False also when the callback stopped the run.
+    """
+
+    x: np.ndarray
+    fun: float
+    n_iter: int
+    converged: bool
 
 
 def minimize_lbfgs(
@@ -37,11 +54,7 @@ def minimize_lbfgs(
 
     Returns
     -------
-    x : ndarray
-    f : float
-    n_iter : int
-    converged : bool
-        False also when ``callback`` stopped the run.
+    result : LBFGSResult
     """
     x = np.array(x0, dtype=float)
     f, g = fg(x)
@@ -79,7 +92,7 @@ def minimize_lbfgs(
         if decrease <= ftol * max(abs(f), 1.0):
             converged = True
             break
-    return x, f, n_iter, converged
+    return LBFGSResult(x=x, fun=f, n_iter=n_iter, converged=converged)
 
 
 class LBFGSMemory:
@@ -91,7 +104,7 @@ class LBFGSMemory:
     It equals the two-loop recursion, but one application is one ``P`` and
     four thin matrix products instead of ``4k`` vector operations in Python,
     which matters where one inverse serves many right-hand sides (a
-    projection applies it 20 to 50 times). ``P y`` and the inner products
+    projection applies it once per dual step). ``P y`` and the inner products
     ``S'Y``, ``Y'PY`` are computed once per pair, when it is added, into
     fixed buffers (rows in storage order, oldest overwritten).
 

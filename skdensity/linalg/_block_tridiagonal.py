@@ -21,6 +21,8 @@ Newton steps need only these (its gradient, Hessian products and
 preconditioner read :math:`W` within the band).
 """
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.linalg as la
 
@@ -28,19 +30,19 @@ __all__ = ["BlockTridiagonal", "block_layout", "selected_inverse",
            "selected_inverse_derivative"]
 
 # Smallest block: below it the recurrences' Python steps cost more than
-# their small matrix products (covariance selection on a 2,000-feature chain:
-# 0.24 s in blocks of 16 against 0.25 s in blocks of 8 and 0.31 s of 33).
+# their small matrix products.
 _MIN_BLOCK = 16
 
 
+@lru_cache(maxsize=8)
 def block_layout(pairs):
-    """A :class:`BlockTridiagonal` layout of ``pairs`` where it pays, else None.
+    """A :class:`BlockTridiagonal` layout of ``pairs`` where it pays, else
+    None; cached per mask.
 
     A Hessian product costs about ``10 D s^2`` flops in blocks of ``s``
     against ``4 D^2 k`` with a dense inverse (``k`` free entries per row of
-    the mask: a sparse-by-dense product and dots along the mask): blocks
-    are used when ``s^2 <= D k / 2``, as for grid masks (28x28, 8-connected:
-    s = 30 against D k / 2 = 3,300). Wider masks keep the dense inverse.
+    the mask): blocks are used when ``s^2 <= D k / 2``, as for grid masks.
+    Wider masks keep the dense inverse.
     """
     D = pairs.n_features
     bandwidth = int((pairs.cols - pairs.rows).max(initial=0))
@@ -75,7 +77,7 @@ class BlockTridiagonal:
     -----
     ``D // bandwidth`` blocks of equal size ``s = ceil(D / n_blocks)``: the
     last is padded with identity rows, which the recurrences leave
-    uncoupled (on MNIST's 744 coupled pixels, 8-connected: 25 blocks of 30).
+    uncoupled.
     """
 
     def __init__(self, pairs, bandwidth):
@@ -164,12 +166,11 @@ def selected_inverse(A, B):
     Examples
     --------
     >>> import numpy as np
-    >>> from skdensity._block_tridiagonal import selected_inverse
-    >>> from skdensity._pairs import MaskPairs
+    >>> from skdensity.linalg import MaskPairs, block_layout, selected_inverse
     >>> from skdensity.masks import grid_mask
     >>> pairs = MaskPairs(grid_mask((20, 20), 8))
     >>> P = pairs.to_dense(pairs.is_diag * 9.0 - ~pairs.is_diag)  # 9 on the diagonal, -1 off it
-    >>> layout = pairs.block_layout()
+    >>> layout = block_layout(pairs)
     >>> F, K, W, C = selected_inverse(*layout.blocks(pairs.from_dense(P)))
     >>> bool(np.allclose(layout.entries(W, C), pairs.from_dense(np.linalg.inv(P))))
     True

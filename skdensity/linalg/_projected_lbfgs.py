@@ -9,26 +9,20 @@ Murphy 2009). Each iteration builds the L-BFGS model
 a preconditioner, here the score matching Hessian), projects the
 quasi-Newton point :math:`x - B^{-1} g` onto the constraint set *in the
 metric* :math:`B` — exactly, by the low-rank dual of
-:func:`skdensity._pd_projection.project_pd`, warm-started from the previous
+:func:`project_pd`, warm-started from the previous
 multiplier — and backtracks along the segment to that projection, which stays
 feasible because the set is convex. The curvature pairs are those of
 :math:`f` alone.
 
-Why not a log-barrier (this module's first version): on MNIST the
-unconstrained NCE optimum is indefinite (minimum eigenvalue -2.4), so the
-constraint is active (four directions pinned at the optimum), and a
-barrier's Hessian along a pinned direction grows as :math:`1/\delta^2` with
-the distance :math:`\delta` to the boundary. L-BFGS cannot follow that: the
-barrier path sat at :math:`\delta \approx 5\cdot10^{-9}`, uncentred, with
-an NCE loss of 9.1 after 3,000 iterations (130 s) where the constrained
-optimum is 4.51. Projected quasi-Newton reaches 4.51 in about 120 iterations
-(MNIST, 8,000 digits, Gaussian noise, nu = 1). Projection handles the pinned
-directions exactly and leaves L-BFGS the smooth objective.
+A log-barrier would not do: where the constraint is active, the barrier's
+Hessian along a pinned direction grows as :math:`1/\delta^2` with the
+distance :math:`\delta` to the boundary, which L-BFGS cannot follow.
+Projection handles the pinned directions exactly and leaves L-BFGS the
+smooth objective.
 
-Each projection is the low-rank dual of :func:`~skdensity._pd_projection.project_pd`,
-preconditioned by the current (feasible) precision's inverse, a banded
-solve for grid masks: 30-50 dual iterations, each one application of the
-L-BFGS inverse (one sparse solve with the preconditioner's factor).
+Each projection is the low-rank dual of :func:`project_pd`, preconditioned
+by the current (feasible) precision's inverse (a banded solve for grid
+masks); each dual iteration is one application of the L-BFGS inverse.
 
 The result is certified by the KKT conditions with the projection's
 multiplier :math:`Z \succeq 0`: stationarity :math:`\nabla f = a(Z)`
@@ -37,13 +31,49 @@ feasible) and complementarity :math:`\langle Z, \Lambda - \varepsilon
 I\rangle = 0`.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ._eigen import bottom_eig
 from ._lbfgs import LBFGSMemory
-from ._pairs import bottom_eig
 from ._pd_projection import project_pd, projection_certificate
 
-__all__ = ["minimize_pd"]
+__all__ = ["PDMinimizeResult", "minimize_pd"]
+
+
+@dataclass(frozen=True)
+class PDMinimizeResult:
+    """What :func:`minimize_pd` returns.
+
+    Attributes
+    ----------
+    x : ndarray
+        The solution.
+    n_iter : int
+        Quasi-Newton iterations.
+    objective : float
+        ``f`` at ``x``.
+    kkt_residual : float
+        Relative KKT residual (the certificate).
+    min_eigenvalue : float
+        Smallest eigenvalue of ``Lambda(x)``.
+    converged : bool
+        Whether the KKT residual reached ``tol``.
+    stopped : bool
+        Whether the callback stopped the run.
+    dual_factor : ndarray of shape (n_features, r)
+        Factor of the constraint's multiplier.
+    """
+
+    x: np.ndarray
+    n_iter: int
+    objective: float
+    kkt_residual: float
+    min_eigenvalue: float
+    converged: bool
+    stopped: bool
+    dual_factor: np.ndarray
 
 
 def minimize_pd(
@@ -74,27 +104,23 @@ def minimize_pd(
         Print one line per iteration when positive.
     callback : callable, optional
         Called with ``(x, f)`` after every iteration; returning True stops
-        (``info["stopped"]``).
+        (``result.stopped``).
     precondition : callable, optional
         ``v -> M^{-1} v`` for a positive definite approximation ``M`` of the
         Hessian of ``f``: the initial L-BFGS matrix is a multiple of ``M``.
 
     Returns
     -------
-    x : ndarray
-    info : dict
-        ``n_iter``, ``objective``, ``kkt_residual``, ``min_eigenvalue``,
-        ``converged``, ``stopped``, ``dual_factor``.
+    result : PDMinimizeResult
 
     Examples
     --------
     >>> import numpy as np
-    >>> from skdensity._pairs import MaskPairs
-    >>> from skdensity._pd_constraint import minimize_pd
+    >>> from skdensity.linalg import MaskPairs, minimize_pd
     >>> pairs = MaskPairs(np.eye(2, dtype=bool))
     >>> fg = lambda x: (0.5 * np.sum((x + 1) ** 2), x + 1)   # optimum at -1
-    >>> x, info = minimize_pd(fg, np.ones(2), pairs, eps=0.5)
-    >>> np.round(x, 4)
+    >>> result = minimize_pd(fg, np.ones(2), pairs, eps=0.5)
+    >>> np.round(result.x, 4)
     array([0.5, 0.5])
     """
     m = pairs.n_pairs
@@ -117,9 +143,11 @@ def minimize_pd(
         # Inexact projections far from the optimum, tight ones near it.
         ptol = min(1e-3, max(1e-12, 1e-2 * kkt)) if np.isfinite(kkt) else 1e-3
         ptol = min(ptol, ptol_floor)
-        proj, pinfo = project_pd(x - inverse_model(g), inverse_model, pairs, eps, tol=ptol,
-                                 init=V, metric=x, verbose=verbose > 1)
-        V = pinfo["dual_factor"]
+        projection = project_pd(
+            x - inverse_model(g), inverse_model, pairs, eps, tol=ptol, init=V, metric=x,
+            verbose=verbose > 1,
+        )
+        proj, V = projection.x, projection.dual_factor
         # KKT residual at x with the projection's multiplier: the step's
         # model stationarity B d + g = a(Z) makes it vanish with the step.
         kkt = _kkt_residual(pairs, x, g, V, eps, g_scale)
@@ -164,9 +192,11 @@ def minimize_pd(
             stopped = True
             break
     lam_min = bottom_eig(pairs.to_sparse(x[:m]))[0][0]
-    return x, dict(n_iter=n_iter, objective=float(f), kkt_residual=float(kkt),
-                   min_eigenvalue=float(lam_min), converged=bool(converged),
-                   stopped=stopped, dual_factor=V)
+    return PDMinimizeResult(
+        x=x, n_iter=n_iter, objective=float(f), kkt_residual=float(kkt),
+        min_eigenvalue=float(lam_min), converged=bool(converged), stopped=stopped,
+        dual_factor=V,
+    )
 
 
 def _kkt_residual(pairs, x, g, V, eps, g_scale):

@@ -1,0 +1,363 @@
+"""Shared base of the Gaussian family.
+
+:class:`BaseGaussian` owns everything that does not depend on how the
+precision is estimated: input validation, sufficient statistics (``fit`` and
+exact streaming ``partial_fit``), the exact log-density and sampling. Its
+``fit`` drives named steps; subclasses fill in ``_estimate_precision`` and
+return what they learned as a :class:`GaussianFit`, which ``_set_fitted``
+turns into the estimator's attributes, in one place, once the fit succeeded.
+"""
+
+import dataclasses
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.linalg as la
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows
+from ..masks import check_mask, grid_mask, resolve_image_shape
+from ..utils._compat import Interval, Options, _fit_context
+from ..utils._mixins import MeanLogLikelihoodMixin
+from ..utils._random import standard_normal
+from ..utils._threads import on_two_threads
+from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
+from ._moments import Moments
+
+__all__ = ["BaseGaussian", "BaseMaskedGaussian", "GaussianDensity", "GaussianFit", "MaskedFit"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianFit:
+    """What an estimation step learned: each field ``name`` becomes the
+    fitted attribute ``name_`` (subclasses add fields)."""
+
+    precision: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedFit(GaussianFit):
+    """A precision on a mask with its solver's certificate."""
+
+    n_iter: int
+    kkt_residual: float
+    min_eigenvalue: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskStructure:
+    """What a masked fit fixes from the width of the data alone."""
+
+    image_shape: tuple
+    mask: np.ndarray
+
+    @property
+    def pairs(self):
+        return as_pairs(self.mask)  # cached per mask
+
+
+class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclass=ABCMeta):
+    """Gaussian density estimated from sufficient statistics (abstract).
+
+    Parameters are documented on the concrete estimators.
+    """
+
+    _parameter_constraints: dict = {
+        "reg": [Interval(Real, 0, None, closed="left")],
+        "assume_centered": ["boolean"],
+    }
+
+    # Estimators that need only sufficient statistics stream with partial_fit;
+    # those whose objective needs the samples themselves (NCE) do not.
+    _needs_samples = False
+
+    @abstractmethod
+    def _estimate_precision(self, S, structure, warm_start, X=None):
+        """The :class:`GaussianFit` of the regularised covariance ``S``.
+
+        ``structure`` is :meth:`_structure`'s result; ``warm_start`` says the
+        previous fit's attributes may seed the solver; ``X`` is the training
+        data, passed only to estimators whose objective needs the samples.
+        """
+
+    def _structure(self, n_features):
+        """What depends on the width of the data only (a mask), or None."""
+        return None
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Estimate the model from data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, at least two samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        with restore_on_failure(self):
+            X = validate_data(
+                self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=False
+            )
+            moments = Moments.of_finite(X, self.assume_centered)
+            return self._fit_moments(moments, warm_start=False, X=X)
+
+    @available_if(lambda est: not est._needs_samples)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add a batch of data and re-estimate the model.
+
+        Only sufficient statistics (count, mean, covariance) are kept and
+        merged exactly, so fitting on chunks equals fitting on all data. The
+        solver is warm-started from the previous estimate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of data; the first batches must total at least two samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        first = not hasattr(self, "n_samples_seen_")
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=np.float64, reset=first, ensure_all_finite=False)
+            batch = Moments.of_finite(X, self.assume_centered)
+            if first:
+                if X.shape[0] < 2:
+                    raise ValueError(
+                        "The first batch needs at least 2 samples to estimate a "
+                        f"covariance, got {X.shape[0]} sample."
+                    )
+                return self._fit_moments(batch, warm_start=False)
+            seen = Moments(self.n_samples_seen_, self.location_, self.empirical_covariance_)
+            return self._fit_moments(seen.merge(batch), warm_start=True)
+
+    def _fit_moments(self, moments, warm_start, X=None):
+        """The named steps of a fit from sufficient statistics."""
+        structure = self._structure(moments.n_features)
+        S = self._regularized_covariance(moments)
+        estimate = self._estimate_precision(
+            S, structure, warm_start, X if self._needs_samples else None
+        )
+        self._set_fitted(moments, structure, estimate)
+        return self
+
+    def _regularized_covariance(self, moments):
+        """``S = cov + reg I``, checked finite and positive definite."""
+        cov = moments.covariance
+        S = cov.copy()
+        S.flat[:: S.shape[0] + 1] += self.reg
+        if not np.all(np.isfinite(S)):
+            raise ValueError(
+                "The covariance of X is not finite: values are too large "
+                "(overflow). Rescale the data."
+            )
+        # A Gram matrix is PSD up to rounding of at most n u tr(cov) (u the
+        # unit roundoff): a larger floor proves S positive definite without
+        # a factorisation; otherwise check with one.
+        if self.reg <= 4 * moments.n_samples * np.finfo(float).eps * np.trace(cov):
+            try:
+                la.cholesky(S, lower=True)
+            except la.LinAlgError:
+                raise ValueError(
+                    "The empirical covariance is singular (some features are "
+                    "constant or collinear); set reg > 0 to add a variance floor."
+                ) from None
+        return S
+
+    def _set_fitted(self, moments, structure, estimate):
+        """Every fitted attribute, set once the estimation has succeeded."""
+        self.n_samples_seen_ = moments.n_samples
+        self.empirical_covariance_ = moments.covariance
+        self.location_ = moments.mean
+        if structure is not None:
+            self.image_shape_ = structure.image_shape
+            self.mask_ = structure.mask
+        for field in dataclasses.fields(estimate):
+            setattr(self, field.name + "_", getattr(estimate, field.name))
+        self.precision_cholesky_ = self._precision_cholesky(estimate.precision)
+
+    def _precision_cholesky(self, precision):
+        return la.cholesky(precision, lower=True)
+
+    def score_samples(self, X):
+        """Exact log-density of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log N(x | location_, inv(precision_))`` in nats.
+        """
+        X = validate_fitted(self, X)
+        out = self._mahalanobis(X)
+        log_det = 2.0 * np.log(np.diag(self.precision_cholesky_)).sum()
+        out *= -0.5
+        out += 0.5 * (log_det - X.shape[1] * np.log(2 * np.pi))
+        return out
+
+    def _mahalanobis(self, X):
+        """``(x - location_)' precision_ (x - location_)`` for every row of ``X``."""
+        L = self.precision_cholesky_
+        out = np.empty(X.shape[0])
+        # Row blocks of at most 16 MB: temporaries of the data's size cost
+        # more in page faults than the product, and small blocks are reused.
+        step = max(1, 2**21 // max(L.shape[0], 1))
+        for start in range(0, X.shape[0], step):
+            z = (X[start : start + step] - self.location_) @ L  # x' Lambda x = |L' x|^2
+            out[start : start + step] = np.einsum("ij,ij->i", z, z)
+        return out
+
+    def sample(self, n_samples=1, random_state=None, method="cholesky"):
+        """Draw samples from the fitted Gaussian.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed for reproducible draws.
+        method : {"cholesky", "sqrtm"}, default="cholesky"
+            ``"cholesky"`` solves ``L' x = e`` with the Cholesky factor ``L``
+            of the precision (no dense inverse); ``"sqrtm"`` computes
+            ``location_ + sqrtm(covariance_) @ e``. Both give the same
+            distribution.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        n_samples = check_n_samples(n_samples)
+        rng = check_random_state(random_state)
+        if method not in ("cholesky", "sqrtm"):
+            raise ValueError(f"method must be 'cholesky' or 'sqrtm', got {method!r}.")
+        e = standard_normal(rng, (n_samples, self.location_.shape[0]))
+        if method == "cholesky":
+            # In place on e's memory: NCE draws large noise sets, and every
+            # temporary of that size costs as much as the solve.
+            x = CholeskyFactor(self.precision_cholesky_, banded=False).inverse_sqrt_rows(e)
+        else:
+            x = sqrtm_rows(e, self.covariance_)
+        x += self.location_
+        return x
+
+
+class BaseMaskedGaussian(BaseGaussian):
+    """Gaussian with a precision matrix supported on a mask (abstract)."""
+
+    _parameter_constraints: dict = {
+        **BaseGaussian._parameter_constraints,
+        "image_shape": [tuple, list, None],
+        "connectivity": [Options(Integral, {4, 8})],
+        "mask": ["array-like", "sparse matrix", None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def _structure(self, n_features):
+        image_shape = resolve_image_shape(self.image_shape, n_features)
+        if self.mask is not None:
+            mask = check_mask(self.mask, n_features)
+        else:
+            mask = grid_mask(image_shape, self.connectivity)
+        return MaskStructure(image_shape, mask)
+
+    def _precision_cholesky(self, precision):
+        # Grid masks are banded: a banded factorisation, then the dense factor.
+        pairs = as_pairs(self.mask_)
+        return pairs.cholesky(pairs.from_dense(precision)).lower()
+
+    def _mahalanobis(self, X):
+        pairs = as_pairs(self.mask_)
+        if pairs._segments is None:  # no diagonal runs to use
+            return super()._mahalanobis(X)
+        # Grid masks: x' Lambda x along the mask's few pixel offsets, in row
+        # blocks on two threads, instead of a dense product with the factor.
+        theta = pairs.from_dense(self.precision_)
+        out = np.empty(X.shape[0])
+
+        def fill(_, rows):
+            out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
+
+        on_two_threads(X.shape[0], max(1, 2**18 // X.shape[1]), fill)
+        return out
+
+    @property
+    def covariance_(self):
+        """ndarray of shape (n_features, n_features): ``inv(precision_)``.
+
+        Formed on access from ``precision_cholesky_``: scoring and sampling
+        never need it.
+        """
+        return CholeskyFactor(self.precision_cholesky_, banded=False).inverse()
+
+
+@dataclasses.dataclass(frozen=True)
+class _FullGaussianFit(GaussianFit):
+    covariance: np.ndarray
+
+
+class GaussianDensity(BaseGaussian):
+    """Multivariate Gaussian with a full covariance, fitted by maximum likelihood.
+
+    The reference density of the family (no mask): ``covariance_`` is the
+    empirical covariance plus ``reg`` on the diagonal. It shares the masked
+    estimators' exact log-density, samplers and ``partial_fit``.
+
+    Parameters
+    ----------
+    reg : float, default=0.0
+        Variance floor added to the diagonal of the empirical covariance. A
+        singular covariance (constant or collinear features) needs ``reg > 0``.
+    assume_centered : bool, default=False
+        If True, the mean is taken to be zero.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (n_features,)
+    covariance_ : ndarray of shape (n_features, n_features)
+    precision_ : ndarray of shape (n_features, n_features)
+    precision_cholesky_ : ndarray of shape (n_features, n_features)
+    empirical_covariance_ : ndarray of shape (n_features, n_features)
+    n_samples_seen_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity import GaussianDensity
+    >>> X = np.random.default_rng(0).normal(size=(500, 3))
+    >>> g = GaussianDensity().fit(X)
+    >>> round(g.score(X), 1)
+    -4.2
+    """
+
+    def __init__(self, *, reg=0.0, assume_centered=False):
+        self.reg = reg
+        self.assume_centered = assume_centered
+
+    def _estimate_precision(self, S, structure, warm_start, X=None):
+        L = la.cholesky(S, lower=True)  # S is checked positive definite
+        precision = la.cho_solve((L, True), np.eye(len(S)))
+        precision = 0.5 * (precision + precision.T)
+        return _FullGaussianFit(precision=precision, covariance=S)

@@ -1,0 +1,318 @@
+r"""Conditional noise-contrastive estimation of masked Gaussians: the cNCE
+loss and :class:`MaskedGaussianCNCE`."""
+
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.linalg as la
+from scipy.special import expit
+from sklearn.utils import check_random_state
+
+from ..exceptions import SeparableNoiseWarning
+from ..linalg import minimize_pd, sqrtm_rows
+from ..utils._compat import Interval, StrOptions
+from ..utils._random import standard_normal
+from ._nce import (
+    _SEPARABLE,
+    BaseMaskedNCE,
+    NoiseContrastiveFit,
+    smooth,
+    start_and_preconditioner,
+)
+from ._quadratic_features import QuadraticFeatures
+from ._score_matching import resolve_eps
+
+__all__ = ["MaskedGaussianCNCE", "cnce_loss"]
+
+# "auto" noise scale: the initial cNCE loss sits at this fraction of its
+# vanishing-noise limit log 2 (see MaskedGaussianCNCE).
+_AUTO_LOSS_FRACTION = 0.9
+
+
+def cnce_loss(g):
+    r"""Conditional NCE loss (Ceylan & Gutmann 2018) for a symmetric noise.
+
+    With :math:`G = \log\tilde p_\theta(x) - \log\tilde p_\theta(y)` for data
+    :math:`x` and its noisy copies :math:`y`, :math:`J = \overline{\log(1 +
+    e^{-G})}`. The normaliser cancels in :math:`G`; the loss tends to
+    :math:`\log 2` as the noise vanishes.
+
+    Parameters
+    ----------
+    g : ndarray of shape (n_pairs,)
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_pairs,)
+        ``dJ / dG``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity.gaussian import cnce_loss
+    >>> bool(np.isclose(cnce_loss(np.zeros(4))[0], np.log(2)))
+    True
+    """
+    return np.logaddexp(0.0, -g).mean(), -expit(-g) / len(g)
+
+
+def _shaped_by(S, xi):
+    """The rows of ``xi`` (standard normal) mapped to ``N(0, S)``.
+
+    ``xi L'`` with ``S = L L'``, a triangular product in place on ``xi`` (any
+    square root gives the same distribution). A semi-definite ``S`` takes
+    the eigendecomposition.
+    """
+    try:
+        L = la.cholesky(S, lower=True, check_finite=False)
+    except la.LinAlgError:
+        return sqrtm_rows(xi, S)
+    return la.blas.dtrmm(1.0, L, xi.T, lower=1, overwrite_b=1).T
+
+
+class _CNCEObjective:
+    """The cNCE loss divided by the squared noise scale, which keeps its
+    curvature O(1) as the noise shrinks, and the record of the iterations."""
+
+    def __init__(self, Phi, scale):
+        self.Phi, self.scale2 = Phi, scale**2
+        self.theta = self.loss = None
+        self.curve = []
+
+    def __call__(self, theta):
+        self.loss, d = cnce_loss(self.Phi @ theta)
+        self.theta = theta
+        return (self.loss - np.log(2.0)) / self.scale2, (self.Phi.T @ d) / self.scale2
+
+    def record(self, theta, _):
+        if self.theta is None or not np.array_equal(self.theta, theta):
+            self(theta)
+        self.curve.append(self.loss)
+
+
+class MaskedGaussianCNCE(BaseMaskedNCE):
+    r"""Gaussian Markov random field fitted by conditional NCE.
+
+    Conditional noise-contrastive estimation (Ceylan & Gutmann 2018) pairs
+    each data point :math:`x` with ``n_noise_draws`` noisy copies
+    :math:`y = x + \epsilon M\xi`, :math:`\xi \sim N(0, I)`, for a fixed
+    :math:`M`, and minimises :math:`\overline{\log(1+\exp(-(\log\tilde p(x) -
+    \log\tilde p(y))))}`. The noise is symmetric, so its density cancels,
+    and so does the normaliser: ``score_samples`` uses the exact one from
+    :math:`\log\det\Lambda`. As :math:`\epsilon \to 0` the objective tends to
+    score matching in the metric :math:`A = MM^\top`,
+    :math:`\tfrac12\operatorname{tr}(\Lambda A\Lambda S) - \operatorname{tr}(A\Lambda)`
+    (its curvature scales as :math:`\epsilon^2`; the solver works on the
+    loss divided by :math:`\epsilon^2`), so the same constraint
+    :math:`\Lambda\succeq\varepsilon I` is applied.
+
+    **The noise's shape sets that limit.** On the mask, its stationarity
+    is :math:`P_E(\tfrac12(A\Lambda S + S\Lambda A) - A) = 0`; with
+    :math:`A = \Lambda^{-1}`, the model's own covariance, this is maximum
+    likelihood's condition :math:`P_E(\Lambda^{-1}) = P_E(S)`. The default
+    therefore shapes the noise by the covariance of the score matching
+    estimate (the solver's start, close to the model's), not by the data's
+    (:doc:`/benchmarks` compares the shapes).
+
+    Parameters
+    ----------
+    image_shape : tuple of int, default=None
+        ``(height, width)``; None infers a square or a one-row signal.
+    connectivity : {4, 8}, default=8
+        Neighbourhood of the grid mask; ignored when ``mask`` is given.
+    mask : array-like or sparse matrix of shape (n_features, n_features), default=None
+        Symmetric boolean sparsity pattern with a True diagonal.
+    reg : float, default=0.01
+        Variance floor: the objective sees the data smoothed by
+        ``N(0, reg I)`` (covariance ``S + reg I``, as for the other
+        estimators), which also shapes the noise.
+    assume_centered : bool, default=False
+        If True, the mean is taken to be zero.
+    noise_shape : {"score_matching", "covariance", "isotropic"}, default="score_matching"
+        :math:`M` above. ``"score_matching"``: :math:`M = U^{-1}` with
+        :math:`U^\top U = \Lambda_{SM}`, the score matching estimate (the
+        noise is :math:`N(0, \epsilon^2\Lambda_{SM}^{-1})`, drawn by one
+        banded triangular solve); ``"covariance"``: :math:`MM^\top = S`, the
+        data's covariance; ``"isotropic"``: :math:`M = I` (then the small-noise
+        limit is exactly :class:`MaskedGaussianSM`).
+    noise_scale : float or "auto", default="auto"
+        :math:`\epsilon`. ``"auto"`` picks it by bisection on a log scale so
+        that the loss at the starting point (the score matching estimate) is
+        0.9 of its vanishing-noise limit ``log 2``: the classification is
+        neither trivial (large noise) nor uninformative (tiny noise).
+    n_noise_draws : int, default=5
+        Noise draws per data point (:math:`\kappa`); each is used with its
+        mirror image :math:`-\xi`, giving :math:`2\kappa` noisy copies. The
+        objective's sampling noise grows with ``n_free_entries / (n_samples
+        * n_noise_draws)``; time and memory grow linearly with the draws.
+    eps : float or "auto", default="auto"
+        Lower bound on the precision's eigenvalues.
+    tol : float, default=1e-5
+        Target relative KKT residual: stationarity of the Lagrangian
+        relative to the first gradient, and complementarity.
+    max_iter : int, default=1000
+        Maximum number of projected quasi-Newton iterations.
+    precompute : "auto" or bool, default="auto"
+        Store the design matrix of quadratic features (``n_samples x
+        n_pairs`` floats; one BLAS pass per product) or recompute it from
+        the samples on every product (memory of the samples only, each
+        product a few times slower). ``"auto"`` stores it when it takes at
+        most 4 GiB.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise draws.
+    verbose : int, default=0
+        Print solver progress when positive.
+
+    Attributes
+    ----------
+    location_, precision_, covariance_, precision_cholesky_, empirical_covariance_, mask_, image_shape_
+        As in :class:`MaskedGaussianSM`.
+    noise_scale_ : float
+        The :math:`\epsilon` used.
+    accuracy_ : float
+        Fraction of pairs where the data point scores above its noisy copy.
+    loss_curve_ : ndarray
+        cNCE loss after each iteration.
+    eps_ : float
+    kkt_residual_ : float
+    min_eigenvalue_ : float
+    n_iter_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdensity import MaskedGaussianCNCE
+    >>> X = np.random.default_rng(0).normal(size=(300, 9))
+    >>> cnce = MaskedGaussianCNCE(random_state=0).fit(X)
+    >>> bool(cnce.min_eigenvalue_ >= cnce.eps_), 0 < cnce.noise_scale_ < 10
+    (True, True)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMaskedNCE._parameter_constraints,
+        "noise_shape": [StrOptions({"score_matching", "covariance", "isotropic"})],
+        "noise_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "n_noise_draws": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        image_shape=None,
+        connectivity=8,
+        mask=None,
+        reg=0.01,
+        assume_centered=False,
+        noise_shape="score_matching",
+        noise_scale="auto",
+        n_noise_draws=5,
+        eps="auto",
+        tol=1e-5,
+        max_iter=1000,
+        precompute="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.image_shape = image_shape
+        self.connectivity = connectivity
+        self.mask = mask
+        self.reg = reg
+        self.assume_centered = assume_centered
+        self.noise_shape = noise_shape
+        self.noise_scale = noise_scale
+        self.n_noise_draws = n_noise_draws
+        self.eps = eps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.precompute = precompute
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _noisy_pairs(self, X, S, pairs, theta0, rng):
+        """Each (smoothed, centred) sample repeated per draw, and the noise
+        directions ``M xi`` with their mirror images."""
+        centre = 0.0 if self.assume_centered else X.mean(axis=0)
+        X = smooth(X, self.reg, rng)
+        Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
+        xi = standard_normal(rng, Xr.shape)
+        if self.noise_shape == "score_matching":  # N(0, inv(Lambda_SM)); the start is PD
+            xi = pairs.cholesky(theta0).inverse_sqrt_rows(xi)
+        elif self.noise_shape == "covariance":
+            xi = _shaped_by(S, xi)  # the smoothed data's covariance
+        # Antithetic pairs: the first-order terms of +xi and -xi cancel
+        # exactly, so the objective's sampling noise does not blow up as
+        # the noise scale shrinks (it tends to score matching instead).
+        return np.concatenate([Xr, Xr]), np.concatenate([xi, -xi])
+
+    def _estimate_precision(self, S, structure, warm_start, X=None):
+        rng = check_random_state(self.random_state)
+        pairs = structure.pairs
+        eps = resolve_eps(self.eps, S)
+        theta0, precondition = start_and_preconditioner(S, pairs, eps)
+        Xr, direction = self._noisy_pairs(X, S, pairs, theta0, rng)
+        if self.noise_scale == "auto":
+            scale = self._auto_scale(pairs, Xr, direction, theta0)
+        else:
+            scale = float(self.noise_scale)
+        # Features of log p(x) - log p(x + scale * direction), per pair.
+        Phi = QuadraticFeatures(
+            pairs, Xr, direction, scale,
+            max_bytes=self._feature_budget(len(Xr) * pairs.n_pairs * 8),
+        )
+        objective = _CNCEObjective(Phi, scale)
+        result = minimize_pd(
+            objective, theta0, pairs, eps, tol=self.tol, max_iter=self.max_iter,
+            verbose=self.verbose, callback=objective.record, precondition=precondition,
+        )
+        accuracy = float(np.mean(Phi @ result.x > 0))
+        separable = accuracy >= _SEPARABLE
+        self._warn_unconverged(result, separable)
+        if separable:
+            warnings.warn(
+                f"Data points and their noisy copies are (near-)perfectly separable "
+                f"(accuracy {accuracy:.4f}): noise_scale={scale:.3g} is too large.",
+                SeparableNoiseWarning,
+            )
+        return _CNCEFit(
+            precision=pairs.to_dense(result.x),
+            n_iter=result.n_iter,
+            kkt_residual=result.kkt_residual,
+            min_eigenvalue=result.min_eigenvalue,
+            eps=eps,
+            loss_curve=np.asarray(objective.curve),
+            accuracy=accuracy,
+            noise_scale=scale,
+        )
+
+    def _auto_scale(self, pairs, Xr, direction, theta0, n_max=4000):
+        """Bisection on log(scale) for the initial loss 0.9 log 2."""
+        idx = slice(0, min(len(Xr), n_max))
+        target = _AUTO_LOSS_FRACTION * np.log(2.0)
+        # log p(x) - log p(x + s d) = s d'Lx + s^2 d'Ld / 2 at the start
+        # Lambda: two row-wise products once, not the features per trial.
+        Lam = pairs.to_sparse(theta0)
+        x, d = Xr[idx], direction[idx]
+        linear = np.einsum("ij,ij->i", d, (Lam @ x.T).T)
+        quadratic = 0.5 * np.einsum("ij,ij->i", d, (Lam @ d.T).T)
+
+        def loss_at(log_scale):
+            s = np.exp(log_scale)
+            return cnce_loss(s * linear + s * s * quadratic)[0]
+
+        lo, hi = np.log(1e-4), np.log(10.0)
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            if loss_at(mid) > target:  # too little noise: loss still near log 2
+                lo = mid
+            else:
+                hi = mid
+        return float(np.exp(0.5 * (lo + hi)))
+
+
+@dataclass(frozen=True)
+class _CNCEFit(NoiseContrastiveFit):
+    noise_scale: float
