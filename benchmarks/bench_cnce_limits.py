@@ -37,17 +37,16 @@ import time
 import warnings
 
 import numpy as np
+from bench_nce import smoothed, smoothed_score  # same folder: run as a script
 from scipy.stats import multivariate_normal
 
 from skdensity import MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianSM
+from skdensity.datasets import load_mnist
 from skdensity.gaussian import metric_score_matching
 from skdensity.gaussian._nce import start_and_preconditioner
 from skdensity.gaussian._score_matching import resolve_eps
 from skdensity.linalg import as_pairs
-from skdensity.datasets import load_mnist
 from skdensity.masks import grid_mask
-
-from bench_nce import smoothed, smoothed_score  # same folder: run as a script
 
 
 def gaussian_score(X, mean, precision):
@@ -59,12 +58,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reg", type=float, default=0.01)
     parser.add_argument("--draws", type=int, nargs="+", default=[1, 2, 5])
-    parser.add_argument("--shapes", nargs="+", default=["isotropic", "covariance", "score_matching"])
+    parser.add_argument(
+        "--shapes", nargs="+", default=["isotropic", "covariance", "score_matching"]
+    )
     parser.add_argument("--seed", type=int, default=0, help="cNCE random_state")
     parser.add_argument("--skip-fits", action="store_true")
     parser.add_argument("--skip-limits", action="store_true")
-    parser.add_argument("--precompute", action="store_true",
-                        help="store the features whatever their size (4.8 GB at 10 draws)")
+    parser.add_argument(
+        "--precompute",
+        action="store_true",
+        help="store the features whatever their size (4.8 GB at 10 draws)",
+    )
     args = parser.parse_args()
 
     X = load_mnist().data
@@ -77,8 +81,10 @@ def main():
 
     mle_est = MaskedGaussianMLE(reg=args.reg).fit(X_train)
     mle = mle_est.score(X_test)
-    print(f"MaskedGaussianMLE held-out: {mle:.2f}, smoothed "
-          f"{smoothed_score(mle_est, X_test, args.reg):.2f}\n")
+    print(
+        f"MaskedGaussianMLE held-out: {mle:.2f}, smoothed "
+        f"{smoothed_score(mle_est, X_test, args.reg):.2f}\n"
+    )
     if not args.skip_limits:
         limits(args, S, pairs, eps, X_train, X_test, mean, mle)
     if not args.skip_fits:
@@ -89,41 +95,57 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
     print("## 1. Small-noise limits (score matching in the noise's metric, exact)\n")
     print("| noise shape | metric A | held-out | below MLE | smoothed | KKT | s |")
     print("|---|---|---|---|---|---|---|")
-    theta0, _ = start_and_preconditioner(S=S, pairs=pairs, eps=eps)  # cNCE's start, as the estimator
+    theta0, _ = start_and_preconditioner(
+        S=S, pairs=pairs, eps=eps
+    )  # cNCE's start, as the estimator
     mle_cov = MaskedGaussianMLE(reg=args.reg).fit(X_train).covariance_
-    metrics = [("isotropic", "I", np.eye(S.shape[0])), ("covariance", "S", S),
-               ("score_matching", "inv(Lambda_SM)", np.linalg.inv(pairs.to_dense(theta0))),
-               ("(check)", "inv(Lambda_MLE)", mle_cov)]
+    metrics = [
+        ("isotropic", "I", np.eye(S.shape[0])),
+        ("covariance", "S", S),
+        ("score_matching", "inv(Lambda_SM)", np.linalg.inv(pairs.to_dense(theta0))),
+        ("(check)", "inv(Lambda_MLE)", mle_cov),
+    ]
     for shape, label, A in metrics:
         t0 = time.perf_counter()
         P, info = metric_score_matching(S, A, pairs, eps)
         score = gaussian_score(X_test, mean, P)
-        print(f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "
-              f"| {smoothed(score, P, args.reg):.2f} | {info.kkt_residual:.1e} "
-              f"| {time.perf_counter() - t0:.1f} |", flush=True)
+        print(
+            f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "
+            f"| {smoothed(score, P, args.reg):.2f} | {info.kkt_residual:.1e} "
+            f"| {time.perf_counter() - t0:.1f} |",
+            flush=True,
+        )
     sm = MaskedGaussianSM(reg=args.reg).fit(X_train).score(X_test)
     print(f"\n(MaskedGaussianSM, the isotropic limit by its own solver: {sm:.2f})\n")
 
 
 def draws(args, pairs, X_train, X_test, mle):
     print("## 2. cNCE against the number of noise draws (auto noise scale)\n")
-    print("| noise shape | draws | 3754 / (n draws) | held-out | below MLE | smoothed "
-          "| noise scale | fit s |")
+    print(
+        "| noise shape | draws | 3754 / (n draws) | held-out | below MLE | smoothed "
+        "| noise scale | fit s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
         for k in args.draws:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est = MaskedGaussianCNCE(reg=args.reg, noise_shape=shape, n_noise_draws=k,
-                                         random_state=args.seed,
-                                         precompute=True if args.precompute else "auto",
-                                         ).fit(X_train)
+                est = MaskedGaussianCNCE(
+                    reg=args.reg,
+                    noise_shape=shape,
+                    n_noise_draws=k,
+                    random_state=args.seed,
+                    precompute=True if args.precompute else "auto",
+                ).fit(X_train)
             score = est.score(X_test)
-            print(f"| {shape} | {k} | {pairs.n_pairs / (len(X_train) * k):.2f} | {score:.2f} "
-                  f"| {100 * (mle - score) / mle:.2f}% "
-                  f"| {smoothed_score(est, X_test, args.reg):.2f} | {est.noise_scale_:.3g} "
-                  f"| {time.perf_counter() - t0:.1f} |", flush=True)
+            print(
+                f"| {shape} | {k} | {pairs.n_pairs / (len(X_train) * k):.2f} | {score:.2f} "
+                f"| {100 * (mle - score) / mle:.2f}% "
+                f"| {smoothed_score(est, X_test, args.reg):.2f} | {est.noise_scale_:.3g} "
+                f"| {time.perf_counter() - t0:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import time
 import numpy as np
 
 from skdensity import DeepEnergyModel
+from skdensity.datasets import extract_patches, load_natural_images
 from skdensity.energy._inference import EnergyParams, annealed_importance_sampling
 from skdensity.energy._tf_objectives import dsm_loss, load_tensorflow, sm_loss, ssm_loss
-from skdensity.datasets import extract_patches, load_natural_images
 
 
 def timed(fn, repeat):
@@ -42,12 +42,17 @@ def main():
 
     D, H = 784, args.hidden
     rng = np.random.default_rng(0)
-    X = tf.constant(extract_patches(load_natural_images().images, (28, 28), args.batch, random_state=0),
-                    tf.float32)
-    params = [tf.Variable(rng.normal(scale=1 / np.sqrt(D), size=(H, D)).astype("float32")),
-              tf.Variable(np.zeros(H, "float32")),
-              tf.Variable(rng.normal(scale=1 / np.sqrt(H), size=(H, H)).astype("float32")),
-              tf.Variable(np.zeros(H, "float32")), tf.Variable(np.zeros(D, "float32"))]
+    X = tf.constant(
+        extract_patches(load_natural_images().images, (28, 28), args.batch, random_state=0),
+        tf.float32,
+    )
+    params = [
+        tf.Variable(rng.normal(scale=1 / np.sqrt(D), size=(H, D)).astype("float32")),
+        tf.Variable(np.zeros(H, "float32")),
+        tf.Variable(rng.normal(scale=1 / np.sqrt(H), size=(H, H)).astype("float32")),
+        tf.Variable(np.zeros(H, "float32")),
+        tf.Variable(np.zeros(D, "float32")),
+    ]
     sigma = tf.constant(1.0)
     noise = tf.constant(rng.normal(size=X.shape).astype("float32"))
 
@@ -57,13 +62,17 @@ def main():
             with tf.GradientTape() as tape:
                 loss = loss_fn()
             return loss, tape.gradient(loss, params)
+
         return step
 
     def log_p(Z):
         V, a, W, c, b = params
         g = tf.sigmoid(tf.matmul(Z, V, transpose_b=True) + a)
-        return (-0.5 * tf.reduce_sum(Z * Z, 1) + tf.linalg.matvec(Z, b)
-                + tf.reduce_sum(tf.nn.softplus(tf.matmul(g, W, transpose_b=True) + c), 1))
+        return (
+            -0.5 * tf.reduce_sum(Z * Z, 1)
+            + tf.linalg.matvec(Z, b)
+            + tf.reduce_sum(tf.nn.softplus(tf.matmul(g, W, transpose_b=True) + c), 1)
+        )
 
     def autodiff_sm():
         with tf.GradientTape() as outer:
@@ -81,7 +90,10 @@ def main():
         "denoising SM": with_grads(lambda: dsm_loss(tf, X, params, sigma, noise, tf.constant(0.1))),
         "sliced SM (variance-reduced)": with_grads(lambda: ssm_loss(tf, X, params, sigma, noise)),
     }
-    a, b = rows["exact SM, analytic Laplacian"]()[0], rows["exact SM, autodiff batch_jacobian (baseline)"]()[0]
+    a, b = (
+        rows["exact SM, analytic Laplacian"]()[0],
+        rows["exact SM, autodiff batch_jacobian (baseline)"]()[0],
+    )
     print(f"analytic vs autodiff loss on the batch: {float(a):.6g} vs {float(b):.6g}\n")
     print(f"| loss + parameter gradients, batch {args.batch}, D={D}, H=K={H} | samples/s |")
     print("|---|---|")
@@ -90,23 +102,43 @@ def main():
         repeat = 3 if "baseline" in name else 50
         rates[name] = args.batch / timed(fn, repeat)
         print(f"| {name} | {rates[name]:,.0f} |", flush=True)
-    ratio = rates["exact SM, analytic Laplacian"] / rates["exact SM, autodiff batch_jacobian (baseline)"]
+    ratio = (
+        rates["exact SM, analytic Laplacian"]
+        / rates["exact SM, autodiff batch_jacobian (baseline)"]
+    )
     print(f"\nanalytic / autodiff throughput: {ratio:.0f}x\n")
 
     P = extract_patches(load_natural_images().images, (28, 28), args.n_patches, random_state=1)
     P = (P - P.mean(0)) / P.std()
-    dem = DeepEnergyModel(n_hidden=H, n_experts=H, max_epochs=1, validation_fraction=0.0,
-                          n_ais_chains=100, n_ais_temperatures=1000, random_state=0)
+    dem = DeepEnergyModel(
+        n_hidden=H,
+        n_experts=H,
+        max_epochs=1,
+        validation_fraction=0.0,
+        n_ais_chains=100,
+        n_ais_temperatures=1000,
+        random_state=0,
+    )
     t0 = time.perf_counter()
     dem.fit(P)
     print(f"one epoch on {args.n_patches} patches + AIS: {time.perf_counter() - t0:.1f} s")
-    p = EnergyParams(dem.filters_, dem.hidden_bias_, dem.expert_weights_, dem.expert_bias_,
-                     dem.visible_bias_, dem.sigma)
+    p = EnergyParams(
+        dem.filters_,
+        dem.hidden_bias_,
+        dem.expert_weights_,
+        dem.expert_bias_,
+        dem.visible_bias_,
+        dem.sigma,
+    )
     t0 = time.perf_counter()
     logz, se = annealed_importance_sampling(p, 100, 1000, np.random.default_rng(0))
-    print(f"AIS, 100 chains x 1000 temperatures: {time.perf_counter() - t0:.1f} s, "
-          f"log Z = {logz:.2f} +- {se:.3f}")
-    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"AIS, 100 chains x 1000 temperatures: {time.perf_counter() - t0:.1f} s, "
+        f"log Z = {logz:.2f} +- {se:.3f}"
+    )
+    print(
+        f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import time
 import warnings
 
 import numpy as np
+from bench_nce import smoothed_score  # same folder: run as a script
 from sklearn.covariance import GraphicalLasso, LedoitWolf
 from sklearn.mixture import GaussianMixture
 
 from skdensity import MaskedGaussianMLE, MaskedGaussianSM
-from skdensity.gaussian._moments import Moments
 from skdensity.datasets import load_mnist
-
-from bench_nce import smoothed_score  # same folder: run as a script
+from skdensity.gaussian._moments import Moments
 
 
 def round_robin(fns, repeat):
@@ -50,8 +49,10 @@ def round_robin(fns, repeat):
             fn()
             times[name].append(time.perf_counter() - t0)
     floor = np.array(times["cov"])
-    return ({name: min(t) for name, t in times.items()},
-            {name: np.array(t) / floor for name, t in times.items()})
+    return (
+        {name: min(t) for name, t in times.items()},
+        {name: np.array(t) / floor for name, t in times.items()},
+    )
 
 
 def main():
@@ -66,18 +67,26 @@ def main():
     perm = np.random.default_rng(0).permutation(len(X))
     X_train, X_test = X[perm[:8000]], X[perm[8000:]]
 
-    print("## Fit time as a ratio to the empirical covariance (same run, best of "
-          f"{args.repeat} rounds; in brackets the range of the rounds' own ratios)\n")
+    print(
+        "## Fit time as a ratio to the empirical covariance (same run, best of "
+        f"{args.repeat} rounds; in brackets the range of the rounds' own ratios)\n"
+    )
     print("| data | covariance s | SM s | SM / cov | MLE s | MLE / cov |")
     print("|---|---|---|---|---|---|")
     for label, data in [("MNIST-10k", X), ("MNIST-10k tiled to 60,000", np.tile(X, (6, 1)))]:
-        best, ratios = round_robin({
-            "cov": lambda: Moments.of(data),
-            "SM": lambda: MaskedGaussianSM(reg=reg).fit(data),
-            "MLE": lambda: MaskedGaussianMLE(reg=reg).fit(data),
-        }, args.repeat)
-        cells = [f"{best[k]:.3f} | {best[k] / best['cov']:.2f}x "
-                 f"({ratios[k].min():.1f}-{ratios[k].max():.1f}x)" for k in ("SM", "MLE")]
+        best, ratios = round_robin(
+            {
+                "cov": lambda data=data: Moments.of(data),
+                "SM": lambda data=data: MaskedGaussianSM(reg=reg).fit(data),
+                "MLE": lambda data=data: MaskedGaussianMLE(reg=reg).fit(data),
+            },
+            args.repeat,
+        )
+        cells = [
+            f"{best[k]:.3f} | {best[k] / best['cov']:.2f}x "
+            f"({ratios[k].min():.1f}-{ratios[k].max():.1f}x)"
+            for k in ("SM", "MLE")
+        ]
         print(f"| {label} | {best['cov']:.3f} | " + " | ".join(cells) + " |")
 
     print("\n## Held-out mean log-likelihood (8,000 train / 2,000 test, nats/image)\n")
@@ -88,8 +97,10 @@ def main():
         ("MaskedGaussianMLE(connectivity=4)", lambda: MaskedGaussianMLE(connectivity=4, reg=reg)),
         ("MaskedGaussianSM(connectivity=8)", lambda: MaskedGaussianSM(reg=reg)),
         ("MaskedGaussianMLE(connectivity=8)", lambda: MaskedGaussianMLE(reg=reg)),
-        (f"full Gaussian, same reg: GaussianMixture(1, reg_covar={reg:g})",
-         lambda: GaussianMixture(1, covariance_type="full", reg_covar=reg, random_state=0)),
+        (
+            f"full Gaussian, same reg: GaussianMixture(1, reg_covar={reg:g})",
+            lambda: GaussianMixture(1, covariance_type="full", reg_covar=reg, random_state=0),
+        ),
         ("LedoitWolf", lambda: LedoitWolf()),
         ("GraphicalLasso(alpha=0.01)", lambda: GraphicalLasso(alpha=0.01, max_iter=50)),
     ]

@@ -71,9 +71,13 @@ def main():
     parser.add_argument("--n-noise-draws", type=int, default=5, help="cNCE draws per sample")
     parser.add_argument("--precompute", action="store_true", help="store the NCE features")
     parser.add_argument("--skip-setup", action="store_true", help="no max_iter=1 set-up timing")
-    parser.add_argument("--only", nargs="+", default=None,
-                        help="run only the rows whose name contains one of these words "
-                             "(score matching always runs first: the times' reference)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="run only the rows whose name contains one of these words "
+        "(score matching always runs first: the times' reference)",
+    )
     args = parser.parse_args()
 
     if args.data == "mnist":
@@ -81,29 +85,49 @@ def main():
         perm = np.random.default_rng(0).permutation(len(X))
         X_train, X_test = X[perm[: args.n_train]], X[perm[8000 : 8000 + args.n_test]]
     else:
-        P = extract_patches(load_natural_images().images, (28, 28),
-                            args.n_train + args.n_test, random_state=0)
+        P = extract_patches(
+            load_natural_images().images, (28, 28), args.n_train + args.n_test, random_state=0
+        )
         X_train, X_test = P[: args.n_train], P[args.n_train :]
     common = dict(reg=args.reg)
     sm = MaskedGaussianSM(**common).fit(X_train)
-    nce_common = dict(common, max_iter=args.max_iter, tol=args.tol, random_state=0,
-                      precompute=True if args.precompute else "auto")
+    nce_common = dict(
+        common,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        random_state=0,
+        precompute=True if args.precompute else "auto",
+    )
     models = [
         ("MaskedGaussianSM", lambda: MaskedGaussianSM(**common)),
         ("MaskedGaussianMLE", lambda: MaskedGaussianMLE(**common)),
     ]
     for nu in args.nu:
-        models.append((f"NCE, Gaussian noise, nu={nu:g}", lambda nu=nu: MaskedGaussianNCE(
-            noise="gaussian", noise_ratio=nu, **nce_common)))
-        models.append((f"NCE, noise = fitted MaskedGaussianSM, nu={nu:g}", lambda nu=nu: MaskedGaussianNCE(
-            noise=sm, noise_ratio=nu, **nce_common)))
-    models.append((f"cNCE (auto noise scale, {args.n_noise_draws} draws)", lambda: MaskedGaussianCNCE(
-        n_noise_draws=args.n_noise_draws, **nce_common)))
+        models.append(
+            (
+                f"NCE, Gaussian noise, nu={nu:g}",
+                lambda nu=nu: MaskedGaussianNCE(noise="gaussian", noise_ratio=nu, **nce_common),
+            )
+        )
+        models.append(
+            (
+                f"NCE, noise = fitted MaskedGaussianSM, nu={nu:g}",
+                lambda nu=nu: MaskedGaussianNCE(noise=sm, noise_ratio=nu, **nce_common),
+            )
+        )
+    models.append(
+        (
+            f"cNCE (auto noise scale, {args.n_noise_draws} draws)",
+            lambda: MaskedGaussianCNCE(n_noise_draws=args.n_noise_draws, **nce_common),
+        )
+    )
 
     if args.only:
         models = models[:1] + [m for m in models[1:] if any(w in m[0] for w in args.only)]
     print(f"{args.data}: {len(X_train)} train, {len(X_test)} held out, reg={args.reg}\n")
-    print("| model | held-out nats/image | held-out, smoothed | fit s | / SM fit | iterations | KKT | set-up s | set-up / SM | notes |")
+    print(
+        "| model | held-out nats/image | held-out, smoothed | fit s | / SM fit | iterations | KKT | set-up s | set-up / SM | notes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     t_sm = None
     for name, make in models:
@@ -132,10 +156,13 @@ def main():
         if hasattr(est, "noise_scale_"):
             extra.append(f"noise scale {est.noise_scale_:.3g}")
         t_sm = elapsed if t_sm is None else t_sm  # the first row is score matching
-        print(f"| {name} | {est.score(X_test):.2f} | {smoothed_score(est, X_test, args.reg):.2f} "
-              f"| {elapsed:.1f} | {elapsed / t_sm:.0f}x "
-              f"| {est.n_iter_} | {est.kkt_residual_:.1e} | {setup} | "
-              f"{', '.join(extra + ([notes] if notes else []))} |", flush=True)
+        print(
+            f"| {name} | {est.score(X_test):.2f} | {smoothed_score(est, X_test, args.reg):.2f} "
+            f"| {elapsed:.1f} | {elapsed / t_sm:.0f}x "
+            f"| {est.n_iter_} | {est.kkt_residual_:.1e} | {setup} | "
+            f"{', '.join(extra + ([notes] if notes else []))} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,13 @@ for connectivity in (4, 8):
         models[name] = est
         extra = (
             f"unconstrained min eig {est.unconstrained_min_eigenvalue_:.3f}, "
-            if hasattr(est, "unconstrained_min_eigenvalue_") else ""
+            if hasattr(est, "unconstrained_min_eigenvalue_")
+            else ""
         )
-        print(f"{name:<28}{est.score(X_test):>22.2f}{elapsed:>8.2f}   "
-              f"{extra}min eig {est.min_eigenvalue_:.4f}, KKT {est.kkt_residual_:.1e}")
+        print(
+            f"{name:<28}{est.score(X_test):>22.2f}{elapsed:>8.2f}   "
+            f"{extra}min eig {est.min_eigenvalue_:.4f}, KKT {est.kkt_residual_:.1e}"
+        )
 
 try:
     import matplotlib
@@ -55,19 +58,28 @@ else:
     out.mkdir(exist_ok=True)
     for method in ("cholesky", "sqrtm"):
         # one row per model, the same random numbers in every row
-        samples = np.concatenate([est.sample(8, random_state=0, method=method)
-                                  for est in models.values()])
-        fig = plot_image_grid(samples, n_cols=8, vmin=0, vmax=1,
-                              title=f"samples ({method}); rows: " + ", ".join(models))
+        samples = np.concatenate(
+            [est.sample(8, random_state=0, method=method) for est in models.values()]
+        )
+        fig = plot_image_grid(
+            samples,
+            n_cols=8,
+            vmin=0,
+            vmax=1,
+            title=f"samples ({method}); rows: " + ", ".join(models),
+        )
         fig.savefig(out / f"mnist_samples_{method}.png", dpi=120)
         plt.close(fig)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     emp = models["MaskedGaussianMLE(8)"].empirical_covariance_ + 0.01 * np.eye(784)
-    for ax, (title, M) in zip(axes, [
-        ("empirical precision inv(S + reg I)", np.linalg.inv(emp)),
-        ("SM precision, 8-connected", models["MaskedGaussianSM(8)"].precision_),
-        ("MLE precision, 8-connected", models["MaskedGaussianMLE(8)"].precision_),
-    ]):
+    for ax, (title, M) in zip(
+        axes,
+        [
+            ("empirical precision inv(S + reg I)", np.linalg.inv(emp)),
+            ("SM precision, 8-connected", models["MaskedGaussianSM(8)"].precision_),
+            ("MLE precision, 8-connected", models["MaskedGaussianMLE(8)"].precision_),
+        ],
+    ):
         plot_matrix(M[:200, :200], ax=ax, title=title + " (first 200 pixels)")
     fig.savefig(out / "mnist_precisions.png", dpi=120)
     plt.close(fig)

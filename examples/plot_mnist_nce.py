@@ -47,10 +47,15 @@ for name, est in estimators.items():
         warnings.simplefilter("always")
         if est is not sm:
             est.fit(X_train)
-    diag = [f"{k} {getattr(est, k):.3g}" for k in ("accuracy_", "normalizer_gap_", "noise_scale_")
-            if hasattr(est, k)]
+    diag = [
+        f"{k} {getattr(est, k):.3g}"
+        for k in ("accuracy_", "normalizer_gap_", "noise_scale_")
+        if hasattr(est, k)
+    ]
     diag += sorted({type(w.message).__name__ for w in caught})
-    print(f"{name:<28}{est.score(X_test):>10.2f}{time.perf_counter() - t0:>8.1f}   {', '.join(diag)}")
+    print(
+        f"{name:<28}{est.score(X_test):>10.2f}{time.perf_counter() - t0:>8.1f}   {', '.join(diag)}"
+    )
 
 try:
     import matplotlib
@@ -63,8 +68,9 @@ else:
     out = Path(__file__).resolve().parent / "output"
     out.mkdir(exist_ok=True)
     for name, est in estimators.items():
-        fig = plot_image_grid(est.sample(10, random_state=0), n_cols=10, vmin=0, vmax=1,
-                              title=f"samples: {name}")
+        fig = plot_image_grid(
+            est.sample(10, random_state=0), n_cols=10, vmin=0, vmax=1, title=f"samples: {name}"
+        )
         fname = "mnist_samples_" + name.split()[0].lower() + ".png"
         fig.savefig(out / fname, dpi=100)
     print(f"figures written to {out}")

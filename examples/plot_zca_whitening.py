@@ -44,8 +44,10 @@ whitened = {}
 for name, zca in whiteners.items():
     t0 = time.perf_counter()
     whitened[name] = zca.fit_transform(patches)
-    print(f"{name:<20}{time.perf_counter() - t0:>8.2f}{zca.eps_:>10.5f}"
-          f"{neighbour_correlation(whitened[name]):>18.3f}{zca.log_abs_det_jacobian_:>12.1f}")
+    print(
+        f"{name:<20}{time.perf_counter() - t0:>8.2f}{zca.eps_:>10.5f}"
+        f"{neighbour_correlation(whitened[name]):>18.3f}{zca.log_abs_det_jacobian_:>12.1f}"
+    )
 
 try:
     import matplotlib
@@ -62,28 +64,48 @@ else:
     # every image scaled symmetrically around 0: the patches with their mean
     # removed (the whitening's input), then their whitened versions
     rows = np.concatenate([patches[:8] - patches.mean(axis=0)] + [v[:8] for v in whitened.values()])
-    fig = plot_image_grid(rows, n_cols=8, symmetric=True,
-                          title="rows: patches (mean removed), "
-                          + ", ".join(f"ZCA ({k})" for k in whitened))
+    fig = plot_image_grid(
+        rows,
+        n_cols=8,
+        symmetric=True,
+        title="rows: patches (mean removed), " + ", ".join(f"ZCA ({k})" for k in whitened),
+    )
     fig.savefig(out / "zca_patches.png", dpi=120)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     emp = np.cov(patches.T, bias=True)
-    for ax, (title, C) in zip(axes, [
-        ("empirical covariance", emp),
-        ("learned covariance (SM, 8-conn.)", whiteners["SM, 8-connected"].covariance_estimator_.covariance_),
-        ("learned covariance (MLE, 8-conn.)", whiteners["MLE, 8-connected"].covariance_estimator_.covariance_),
-    ]):
-        plot_matrix(C[:112, :112], ax=ax, symmetric=False, title=title + " (first 4 rows of pixels)")
+    for ax, (title, C) in zip(
+        axes,
+        [
+            ("empirical covariance", emp),
+            (
+                "learned covariance (SM, 8-conn.)",
+                whiteners["SM, 8-connected"].covariance_estimator_.covariance_,
+            ),
+            (
+                "learned covariance (MLE, 8-conn.)",
+                whiteners["MLE, 8-connected"].covariance_estimator_.covariance_,
+            ),
+        ],
+    ):
+        plot_matrix(
+            C[:112, :112], ax=ax, symmetric=False, title=title + " (first 4 rows of pixels)"
+        )
     fig.savefig(out / "zca_covariances.png", dpi=120)
     plt.close(fig)
 
     # the whitening filter of the centre pixel, cropped to its 13x13 support
-    centre = [zca.whitening_[14 * 28 + 14].reshape(28, 28)[8:21, 8:21].ravel()
-              for zca in whiteners.values()]
-    fig = plot_filters(np.array(centre), (13, 13), n_cols=3,
-                       title="centre-pixel ZCA filters: " + ", ".join(whiteners))
+    centre = [
+        zca.whitening_[14 * 28 + 14].reshape(28, 28)[8:21, 8:21].ravel()
+        for zca in whiteners.values()
+    ]
+    fig = plot_filters(
+        np.array(centre),
+        (13, 13),
+        n_cols=3,
+        title="centre-pixel ZCA filters: " + ", ".join(whiteners),
+    )
     fig.savefig(out / "zca_filters.png", dpi=120)
     plt.close(fig)
     print(f"figures written to {out}")

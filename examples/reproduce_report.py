@@ -89,10 +89,12 @@ def main():
         candidates = {
             f"SM ({conn})": sm,
             f"MLE ({conn})": MaskedGaussianMLE(connectivity=conn),
-            f"NCE ({conn})": MaskedGaussianNCE(connectivity=conn, noise_ratio=1, max_iter=nce_iter,
-                                               random_state=0),
-            f"cNCE ({conn})": MaskedGaussianCNCE(connectivity=conn, n_noise_draws=1,
-                                                 max_iter=nce_iter, random_state=0),
+            f"NCE ({conn})": MaskedGaussianNCE(
+                connectivity=conn, noise_ratio=1, max_iter=nce_iter, random_state=0
+            ),
+            f"cNCE ({conn})": MaskedGaussianCNCE(
+                connectivity=conn, n_noise_draws=1, max_iter=nce_iter, random_state=0
+            ),
         }
         for name, est in candidates.items():
             step(f"  fitting {name}")
@@ -102,24 +104,39 @@ def main():
                 warnings.simplefilter("ignore")
                 est.fit(data)
             models[name] = est
-            rows.append((name, len(data), est.score(X_test), time.perf_counter() - t0,
-                         est.min_eigenvalue_))
+            rows.append(
+                (name, len(data), est.score(X_test), time.perf_counter() - t0, est.min_eigenvalue_)
+            )
             if hasattr(est, "loss_curve_"):
                 curves[name] = est.loss_curve_
-    report += ["## Exercise 1: masked Gaussians of MNIST", "",
-               "| model (connectivity) | training digits | held-out nats/image | fit s | min eigenvalue |",
-               "|---|---|---|---|---|"]
+    report += [
+        "## Exercise 1: masked Gaussians of MNIST",
+        "",
+        "| model (connectivity) | training digits | held-out nats/image | fit s | min eigenvalue |",
+        "|---|---|---|---|---|",
+    ]
     report += [f"| {n} | {m} | {s:.2f} | {t:.1f} | {e:.4f} |" for n, m, s, t, e in rows]
     sm8 = models["SM (8)"]
-    report += ["", f"The unconstrained score matching optimum (8-connected) has smallest "
-               f"eigenvalue {sm8.unconstrained_min_eigenvalue_:.3f}: not a Gaussian. The "
-               f"constrained one pins {sm8.n_active_} direction(s) at eps = {sm8.eps_:.4f}.", ""]
+    report += [
+        "",
+        f"The unconstrained score matching optimum (8-connected) has smallest "
+        f"eigenvalue {sm8.unconstrained_min_eigenvalue_:.3f}: not a Gaussian. The "
+        f"constrained one pins {sm8.n_active_} direction(s) at eps = {sm8.eps_:.4f}.",
+        "",
+    ]
     for method in ("cholesky", "sqrtm"):
-        name = save(plot_image_grid(np.concatenate([m.sample(8, random_state=0, method=method)
-                                                    for m in models.values()]),
-                                    n_cols=8, vmin=0, vmax=1,
-                                    title=f"samples ({method}); rows: " + ", ".join(models)),
-                    f"ex1_samples_{method}.png")
+        name = save(
+            plot_image_grid(
+                np.concatenate(
+                    [m.sample(8, random_state=0, method=method) for m in models.values()]
+                ),
+                n_cols=8,
+                vmin=0,
+                vmax=1,
+                title=f"samples ({method}); rows: " + ", ".join(models),
+            ),
+            f"ex1_samples_{method}.png",
+        )
         report.append(f"![samples {method}]({name})")
     # Figures 5-7: the empirical precision (dense) against every learned one
     # (zero off the 4- or 8-pixel neighbourhood), first 200 pixels each.
@@ -138,14 +155,25 @@ def main():
     n_patches = 5000 if q else 50000
     P = extract_patches(load_natural_images().images, (28, 28), n_patches + 2000, random_state=0)
     P_train, P_test = P[:n_patches], P[n_patches:]
-    report += ["## Exercise 2: natural patches", "",
-               f"{n_patches} training patches of 28x28, 2,000 held out.", ""]
-    report.append(f"![patches]({save(plot_image_grid(P[:16], vmin=0, vmax=1, title='patches'), 'ex2_patches.png')})")
+    report += [
+        "## Exercise 2: natural patches",
+        "",
+        f"{n_patches} training patches of 28x28, 2,000 held out.",
+        "",
+    ]
+    report.append(
+        f"![patches]({save(plot_image_grid(P[:16], vmin=0, vmax=1, title='patches'), 'ex2_patches.png')})"
+    )
     step("  ZCA whitening (empirical and learned covariance)")
-    for label, cov in (("empirical", None), ("learned, 8-connected SM", MaskedGaussianSM(reg=1e-3))):
+    for label, cov in (
+        ("empirical", None),
+        ("learned, 8-connected SM", MaskedGaussianSM(reg=1e-3)),
+    ):
         zca = ZCAWhitener(eps=0.1, covariance_estimator=cov).fit(P_train)
-        name = save(plot_image_grid(zca.transform(P[:16]), symmetric=True, title=f"ZCA ({label})"),
-                    f"ex2_zca_{label.split(',')[0]}.png")
+        name = save(
+            plot_image_grid(zca.transform(P[:16]), symmetric=True, title=f"ZCA ({label})"),
+            f"ex2_zca_{label.split(',')[0]}.png",
+        )
         report.append(f"![zca {label}]({name})")
 
     step("  energy models in the 100-dimensional PCA space of the patches")
@@ -172,8 +200,13 @@ def main():
         for sigma in (1.0, 0.1):
             name = f"energy, {'whitened' if whiten else 'not whitened'}, sigma={sigma}"
             step(f"  training {name}")
-            dem = DeepEnergyModel(sigma=sigma, max_epochs=epochs, n_ais_chains=100,
-                                  n_ais_temperatures=temps, random_state=0)
+            dem = DeepEnergyModel(
+                sigma=sigma,
+                max_epochs=epochs,
+                n_ais_chains=100,
+                n_ais_temperatures=temps,
+                random_state=0,
+            )
             est = TransformedDensity(StandardScaler(), dem) if whiten else dem
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -185,30 +218,50 @@ def main():
             scale = est.transformer_.scale_ if whiten else np.ones(n_pc)
             filters = (fitted.filters_ / scale) @ pca.components_
             fname = f"ex2_filters_{'white' if whiten else 'raw'}_sigma{sigma}.png"
-            report.append(f"![filters {name}]({save(plot_filters(filters, title=f'first-layer filters in pixels: {name}'), fname)})")
+            report.append(
+                f"![filters {name}]({save(plot_filters(filters, title=f'first-layer filters in pixels: {name}'), fname)})"
+            )
     fig, axes = matplotlib.pyplot.subplots(1, 2, figsize=(12, 4))
     for ax, whiten in zip(axes, (True, False)):
-        plot_loss_curves(curves[whiten], ax=ax, xlabel="epoch", ylabel="score matching objective",
-                         title=f"energy model, {'whitened' if whiten else 'not whitened'} PCA inputs")
+        plot_loss_curves(
+            curves[whiten],
+            ax=ax,
+            xlabel="epoch",
+            ylabel="score matching objective",
+            title=f"energy model, {'whitened' if whiten else 'not whitened'} PCA inputs",
+        )
     report += [f"![energy curves]({save(fig, 'ex2_energy_curves.png')})", ""]
 
-    scores = {name: {label: est.score_samples(data) for label, data in evaluation.items()}
-              for name, est in candidates.items()}
+    scores = {
+        name: {label: est.score_samples(data) for label, data in evaluation.items()}
+        for name, est in candidates.items()
+    }
     for k, (table, n_img) in enumerate([("Table 1", 10), ("Table 2", 100)]):
-        report += [f"### {table}: mean log-likelihood of {n_img} images per set",
-                   "", f"Normalised densities (AIS for the energy models) of the {n_pc} PCA "
-                   "coordinates of the patches, whitening's Jacobian included. Generated MNIST: "
-                   "samples of the 8-connected score matching Gaussian of Exercise 1.", "",
-                   "| model | " + " | ".join(evaluation) + (" | AUROC natural vs MNIST | log Z +- s.e. |" if k else " |"),
-                   "|---" * (len(evaluation) + 1 + 2 * k) + "|"]
+        report += [
+            f"### {table}: mean log-likelihood of {n_img} images per set",
+            "",
+            f"Normalised densities (AIS for the energy models) of the {n_pc} PCA "
+            "coordinates of the patches, whitening's Jacobian included. Generated MNIST: "
+            "samples of the 8-connected score matching Gaussian of Exercise 1.",
+            "",
+            "| model | "
+            + " | ".join(evaluation)
+            + (" | AUROC natural vs MNIST | log Z +- s.e. |" if k else " |"),
+            "|---" * (len(evaluation) + 1 + 2 * k) + "|",
+        ]
         for name, est in candidates.items():
             cells = [f"{scores[name][label][:n_img].mean():.1f}" for label in evaluation]
             if k:
                 s_nat, s_mn = scores[name]["held-out patches"], scores[name]["true MNIST"]
-                auroc = roc_auc_score(np.r_[np.ones(len(s_nat)), np.zeros(len(s_mn))], np.r_[s_nat, s_mn])
+                auroc = roc_auc_score(
+                    np.r_[np.ones(len(s_nat)), np.zeros(len(s_mn))], np.r_[s_nat, s_mn]
+                )
                 d = getattr(est, "density_", est)
-                logz = (f"{d.log_partition_:.2f} +- {d.log_partition_std_:.2f}"
-                        if hasattr(d, "log_partition_") else "exact")
+                logz = (
+                    f"{d.log_partition_:.2f} +- {d.log_partition_std_:.2f}"
+                    if hasattr(d, "log_partition_")
+                    else "exact"
+                )
                 cells += [f"{auroc:.3f}", logz]
             report.append(f"| {name} | " + " | ".join(cells) + " |")
         report.append("")
@@ -216,25 +269,38 @@ def main():
     for name, est in candidates.items():
         d = getattr(est, "density_", est)
         if getattr(d, "log_partition_std_", 0.0) > 0.5:
-            lines.append(f"- {name}: AIS standard error {d.log_partition_std_:.2f}: a few chains "
-                         "carry all the weight, so log Z, and every likelihood in this row, is "
-                         "uncertain by far more than the standard error says (AIS is a stochastic "
-                         "lower bound with heavy tails); more temperatures or chains are needed "
-                         "to trust the row.")
+            lines.append(
+                f"- {name}: AIS standard error {d.log_partition_std_:.2f}: a few chains "
+                "carry all the weight, so log Z, and every likelihood in this row, is "
+                "uncertain by far more than the standard error says (AIS is a stochastic "
+                "lower bound with heavy tails); more temperatures or chains are needed "
+                "to trust the row."
+            )
         nat, mn = scores[name]["held-out patches"].mean(), scores[name]["true MNIST"].mean()
-        lines.append(f"- {name}: held-out patches {nat:.1f}, true MNIST {mn:.1f} nats: "
-                     + ("natural patches rated higher." if nat > mn else
-                        "**MNIST rated higher** than the data the model was trained on."))
+        lines.append(
+            f"- {name}: held-out patches {nat:.1f}, true MNIST {mn:.1f} nats: "
+            + (
+                "natural patches rated higher."
+                if nat > mn
+                else "**MNIST rated higher** than the data the model was trained on."
+            )
+        )
     best = max(candidates, key=lambda n: scores[n]["held-out patches"].mean())
-    report += ["What the tables say (all 2,000 images per set):", "", *lines, "",
-               f"Best held-out likelihood: {best}. An AUROC below 0.5 means a model rates "
-               "MNIST digits *more* likely than natural patches, as likelihood models often do "
-               "for simple images (Nalisnick et al. 2019); a model must also be judged on held-out "
-               "data of its own kind. The base scale sigma must match the inputs' scale: with "
-               "sigma = 0.1 on unit-variance (whitened) inputs the base Gaussian is far too "
-               "narrow and the experts cannot widen it. AIS standard errors above about 0.5 "
-               "nats mean the normaliser (and so the row) is uncertain by that much.", "",
-               f"Total run time: {time.perf_counter() - start:.0f} s."]
+    report += [
+        "What the tables say (all 2,000 images per set):",
+        "",
+        *lines,
+        "",
+        f"Best held-out likelihood: {best}. An AUROC below 0.5 means a model rates "
+        "MNIST digits *more* likely than natural patches, as likelihood models often do "
+        "for simple images (Nalisnick et al. 2019); a model must also be judged on held-out "
+        "data of its own kind. The base scale sigma must match the inputs' scale: with "
+        "sigma = 0.1 on unit-variance (whitened) inputs the base Gaussian is far too "
+        "narrow and the experts cannot widen it. AIS standard errors above about 0.5 "
+        "nats mean the normaliser (and so the row) is uncertain by that much.",
+        "",
+        f"Total run time: {time.perf_counter() - start:.0f} s.",
+    ]
     (out / "report.md").write_text("\n".join(report) + "\n")
     step(f"wrote {out / 'report.md'}")
 

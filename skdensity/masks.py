@@ -28,12 +28,9 @@ def _check_image_shape(image_shape):
         raise ValueError(
             f"image_shape must be a pair (height, width), got {image_shape!r}."
         ) from None
-    if len(shape) != 2 or min(shape) < 1 or any(
-        float(s) != int(s) for s in image_shape
-    ):
+    if len(shape) != 2 or min(shape) < 1 or any(float(s) != int(s) for s in image_shape):
         raise ValueError(
-            "image_shape must be a pair of positive integers (height, width), "
-            f"got {image_shape!r}."
+            f"image_shape must be a pair of positive integers (height, width), got {image_shape!r}."
         )
     return shape
 
@@ -50,8 +47,7 @@ def resolve_image_shape(image_shape, n_features):
     shape = _check_image_shape(image_shape)
     if shape[0] * shape[1] != n_features:
         raise ValueError(
-            f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has "
-            f"{n_features} features."
+            f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has {n_features} features."
         )
     return shape
 
@@ -94,9 +90,7 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
         rows += [src.ravel(), dst.ravel()]
         cols += [dst.ravel(), src.ravel()]
     rows, cols = np.concatenate(rows), np.concatenate(cols)
-    mask = sp.csr_array(
-        (np.ones(rows.size, dtype=bool), (rows, cols)), shape=(h * w, h * w)
-    )
+    mask = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=(h * w, h * w))
     return mask if sparse else mask.toarray()
 
 

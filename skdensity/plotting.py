@@ -30,15 +30,23 @@ def _as_images(images, image_shape):
     if image_shape is None:
         side = math.isqrt(images.shape[1])
         if side * side != images.shape[1]:
-            raise ValueError(
-                f"{images.shape[1]} pixels is not a square image: pass image_shape."
-            )
+            raise ValueError(f"{images.shape[1]} pixels is not a square image: pass image_shape.")
         image_shape = (side, side)
     return images.reshape(len(images), *image_shape)
 
 
-def plot_image_grid(images, image_shape=None, *, n_cols=8, symmetric=False, cmap="gray",
-                    vmin=None, vmax=None, title=None, figsize=None):
+def plot_image_grid(
+    images,
+    image_shape=None,
+    *,
+    n_cols=8,
+    symmetric=False,
+    cmap="gray",
+    vmin=None,
+    vmax=None,
+    title=None,
+    figsize=None,
+):
     """Show images (rows of a data matrix, or 3-D) in a grid.
 
     Parameters
@@ -72,8 +80,9 @@ def plot_image_grid(images, image_shape=None, *, n_cols=8, symmetric=False, cmap
     n = len(imgs)
     n_cols = max(1, min(n_cols, n))
     n_rows = math.ceil(n / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize or (1.2 * n_cols, 1.2 * n_rows + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=figsize or (1.2 * n_cols, 1.2 * n_rows + 0.4), squeeze=False
+    )
     for ax in axes.ravel()[n:]:
         fig.delaxes(ax)
     for ax, img in zip(axes.ravel(), imgs):
@@ -111,8 +120,9 @@ def plot_filters(filters, image_shape=None, *, n_cols=8, title=None):
     >>> len(fig.axes)
     4
     """
-    return plot_image_grid(filters, image_shape, n_cols=n_cols, symmetric=True, cmap="RdBu_r",
-                           title=title)
+    return plot_image_grid(
+        filters, image_shape, n_cols=n_cols, symmetric=True, cmap="RdBu_r", title=title
+    )
 
 
 def plot_matrix(matrix, *, ax=None, title=None, symmetric=True, percentile=99.5, cmap=None):

@@ -36,18 +36,25 @@ ALL_ESTIMATORS = [
     TransformedDensity(),
     TransformedDensity(ZCAWhitener(), MaskedGaussianMLE()),
     DeepEnergyModel(
-        n_hidden=4, n_experts=4, max_epochs=2, batch_size=20, n_ais_chains=20,
-        n_ais_temperatures=20, random_state=0,
+        n_hidden=4,
+        n_experts=4,
+        max_epochs=2,
+        batch_size=20,
+        n_ais_chains=20,
+        n_ais_temperatures=20,
+        random_state=0,
     ),
 ]
 
 
 def test_every_public_estimator_is_checked():
-    import skdensity
     from sklearn.base import BaseEstimator
 
+    import skdensity
+
     public = {
-        name for name in skdensity.__all__
+        name
+        for name in skdensity.__all__
         if isinstance(getattr(skdensity, name), type)
         and issubclass(getattr(skdensity, name), BaseEstimator)
     }

@@ -12,19 +12,27 @@ from skdensity import DeepEnergyModel
 from skdensity.energy._inference import EnergyParams, annealed_importance_sampling, mala
 
 
-
 def random_params(D=5, H=4, K=3, sigma=1.0, scale=1.0, seed=0):
     rng = np.random.default_rng(seed)
-    return EnergyParams(rng.normal(size=(H, D)) * scale, rng.normal(size=H),
-                        rng.normal(size=(K, H)) * scale, rng.normal(size=K),
-                        rng.normal(size=D) * 0.3, sigma)
+    return EnergyParams(
+        rng.normal(size=(H, D)) * scale,
+        rng.normal(size=H),
+        rng.normal(size=(K, H)) * scale,
+        rng.normal(size=K),
+        rng.normal(size=D) * 0.3,
+        sigma,
+    )
 
 
 def tf_log_density(p, X):
     X = tf.constant(X)
     g = tf.sigmoid(tf.matmul(X, p.V.T) + p.a)
     t = tf.matmul(g, p.W.T) + p.c
-    return -0.5 * tf.reduce_sum(X * X, 1) / p.sigma**2 + tf.linalg.matvec(X, p.b) + tf.reduce_sum(tf.nn.softplus(t), 1)
+    return (
+        -0.5 * tf.reduce_sum(X * X, 1) / p.sigma**2
+        + tf.linalg.matvec(X, p.b)
+        + tf.reduce_sum(tf.nn.softplus(t), 1)
+    )
 
 
 def test_analytic_score_and_laplacian_equal_autodiff():
@@ -37,13 +45,18 @@ def test_analytic_score_and_laplacian_equal_autodiff():
             inner.watch(Xt)
             g = tf.sigmoid(tf.matmul(Xt, p.V.T) + p.a)
             t = tf.matmul(g, p.W.T) + p.c
-            logp = (-0.5 * tf.reduce_sum(Xt * Xt, 1) / p.sigma**2 + tf.linalg.matvec(Xt, p.b)
-                    + tf.reduce_sum(tf.nn.softplus(t), 1))
+            logp = (
+                -0.5 * tf.reduce_sum(Xt * Xt, 1) / p.sigma**2
+                + tf.linalg.matvec(Xt, p.b)
+                + tf.reduce_sum(tf.nn.softplus(t), 1)
+            )
         score = inner.gradient(logp, Xt)
     hessian = outer.batch_jacobian(score, Xt)
     np.testing.assert_allclose(p.log_unnormalized(X), logp.numpy(), rtol=1e-12)
     np.testing.assert_allclose(p.score(X), score.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(p.laplacian(X), np.trace(hessian.numpy(), axis1=1, axis2=2), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        p.laplacian(X), np.trace(hessian.numpy(), axis1=1, axis2=2), rtol=1e-10, atol=1e-12
+    )
     # and the TensorFlow training code computes the same
     from skdensity.energy._tf_objectives import score_and_laplacian
 
@@ -75,7 +88,10 @@ def test_sm_loss_parameter_gradient_matches_finite_differences():
                 setattr(p, name, val)
                 f.append(p.score_matching_loss(X).mean())
             setattr(p, name, base)
-            assert np.isclose(grad.numpy()[idx], (f[0] - f[1]) / (2 * h), rtol=1e-5, atol=1e-7), (name, idx)
+            assert np.isclose(grad.numpy()[idx], (f[0] - f[1]) / (2 * h), rtol=1e-5, atol=1e-7), (
+                name,
+                idx,
+            )
 
 
 @pytest.mark.parametrize("objective", ["sm", "dsm", "ssm"])
@@ -84,16 +100,29 @@ def test_learned_score_approaches_gaussian_score(objective):
     A = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.3, 0.5]])
     X = rng.normal(size=(4000, 3)) @ A.T
     P = np.linalg.inv(A @ A.T)
-    dem = DeepEnergyModel(n_hidden=8, n_experts=8, objective=objective, learning_rate=1e-2,
-                          max_epochs=30, noise_scale=0.2, n_ais_temperatures=100,
-                          random_state=0).fit(X)
+    dem = DeepEnergyModel(
+        n_hidden=8,
+        n_experts=8,
+        objective=objective,
+        learning_rate=1e-2,
+        max_epochs=30,
+        noise_scale=0.2,
+        n_ais_temperatures=100,
+        random_state=0,
+    ).fit(X)
     if objective == "dsm":  # denoising matches the score of the noise-smoothed data
         P = np.linalg.inv(A @ A.T + 0.2**2 * np.eye(3))
     true = -(X[:500] - X.mean(0)) @ P
     model = dem._params().score(X[:500])
     rel = np.linalg.norm(model - true) / np.linalg.norm(true)
-    untrained = DeepEnergyModel(n_hidden=8, n_experts=8, max_epochs=1, learning_rate=1e-9,
-                                n_ais_temperatures=10, random_state=0).fit(X)
+    untrained = DeepEnergyModel(
+        n_hidden=8,
+        n_experts=8,
+        max_epochs=1,
+        learning_rate=1e-9,
+        n_ais_temperatures=10,
+        random_state=0,
+    ).fit(X)
     rel0 = np.linalg.norm(untrained._params().score(X[:500]) - true) / np.linalg.norm(true)
     assert rel < 0.25 and rel < 0.4 * rel0, (rel, rel0)
 
@@ -110,7 +139,9 @@ def test_mala_on_a_gaussian_model_matches_exact_moments():
 
 def test_estimator_sampling_reports_acceptance():
     X = np.random.default_rng(0).normal(size=(300, 3))
-    dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=2, n_ais_temperatures=20, random_state=0).fit(X)
+    dem = DeepEnergyModel(
+        n_hidden=4, n_experts=4, max_epochs=2, n_ais_temperatures=20, random_state=0
+    ).fit(X)
     Y, rate = dem.sample(200, random_state=1, n_steps=200, burn_in=200, return_acceptance=True)
     assert Y.shape == (200, 3) and 0.4 < rate < 0.75
     np.testing.assert_array_equal(Y, dem.sample(200, random_state=1, n_steps=200, burn_in=200))
@@ -125,7 +156,10 @@ def test_ais_exact_without_experts_and_within_bounds():
     p = random_params(D=4, K=3)
     p.W[:] = 0.0  # the expert term is the constant sum softplus(c)
     logz, se = annealed_importance_sampling(p, 50, 20, np.random.default_rng(0))
-    assert np.isclose(logz, p.base_log_partition() + np.logaddexp(0, p.c).sum(), atol=1e-10) and se < 1e-10
+    assert (
+        np.isclose(logz, p.base_log_partition() + np.logaddexp(0, p.c).sum(), atol=1e-10)
+        and se < 1e-10
+    )
     q = random_params(D=4, K=3, scale=2.0, seed=5)
     logz, se = annealed_importance_sampling(q, 200, 200, np.random.default_rng(0))
     low, high = q.log_partition_bounds()
@@ -153,7 +187,11 @@ def test_reproducible_persistent_and_tensorflow_free_state(tmp_path):
     assert a.log_partition_ == b.log_partition_
     assert all(type(v).__module__.split(".")[0] in ("numpy", "builtins") for v in vars(a).values())
     joblib.dump(a, tmp_path / "m.joblib")
-    for other in (pickle.loads(pickle.dumps(a)), joblib.load(tmp_path / "m.joblib"), clone(a).fit(X)):
+    for other in (
+        pickle.loads(pickle.dumps(a)),
+        joblib.load(tmp_path / "m.joblib"),
+        clone(a).fit(X),
+    ):
         np.testing.assert_array_equal(other.score_samples(X), a.score_samples(X))
     search = GridSearchCV(DeepEnergyModel(**kw), {"sigma": [0.5, 1.0]}, cv=2, n_jobs=2).fit(X)
     assert search.best_params_["sigma"] in (0.5, 1.0)
@@ -173,8 +211,15 @@ def test_bad_parameters_and_non_finite_training():
 
 def test_float32_training_tolerance():
     X = np.random.default_rng(0).normal(size=(2000, 5))
-    kw = dict(n_hidden=8, n_experts=8, max_epochs=10, learning_rate=1e-2, validation_fraction=0.0,
-              n_ais_temperatures=20, random_state=0)
+    kw = dict(
+        n_hidden=8,
+        n_experts=8,
+        max_epochs=10,
+        learning_rate=1e-2,
+        validation_fraction=0.0,
+        n_ais_temperatures=20,
+        random_state=0,
+    )
     a = DeepEnergyModel(dtype="float32", **kw).fit(X)
     b = DeepEnergyModel(dtype="float64", **kw).fit(X)
     for name in ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_"):
@@ -185,8 +230,15 @@ def test_float32_training_tolerance():
 def test_warm_start_and_score_matching_loss():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 3)) * [1.0, 0.5, 2.0]
-    kw = dict(n_hidden=6, n_experts=6, max_epochs=3, learning_rate=1e-2, validation_fraction=0.0,
-              n_ais_temperatures=20, random_state=0)
+    kw = dict(
+        n_hidden=6,
+        n_experts=6,
+        max_epochs=3,
+        learning_rate=1e-2,
+        validation_fraction=0.0,
+        n_ais_temperatures=20,
+        random_state=0,
+    )
     dem = DeepEnergyModel(warm_start=True, **kw).fit(X)
     first = dem.score_matching_loss(X)
     filters = dem.filters_.copy()
@@ -201,11 +253,26 @@ def test_warm_start_and_score_matching_loss():
 
 def test_early_stopping_on_the_held_out_objective(capsys):
     X = np.random.default_rng(0).normal(size=(1000, 3))
-    dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=40, learning_rate=1e-2, tol=0.5,
-                          n_iter_no_change=2, n_ais_temperatures=10, random_state=0, verbose=1).fit(X)
+    dem = DeepEnergyModel(
+        n_hidden=4,
+        n_experts=4,
+        max_epochs=40,
+        learning_rate=1e-2,
+        tol=0.5,
+        n_iter_no_change=2,
+        n_ais_temperatures=10,
+        random_state=0,
+        verbose=1,
+    ).fit(X)
     # a 50% improvement per epoch is impossible for long: it stops early
     assert dem.n_iter_ < 40 and len(dem.validation_scores_) == dem.n_iter_ == len(dem.loss_curve_)
     assert capsys.readouterr().out.count("[DeepEnergyModel] epoch") == dem.n_iter_
-    no_val = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=3, validation_fraction=0.0,
-                             n_ais_temperatures=10, random_state=0).fit(X)
+    no_val = DeepEnergyModel(
+        n_hidden=4,
+        n_experts=4,
+        max_epochs=3,
+        validation_fraction=0.0,
+        n_ais_temperatures=10,
+        random_state=0,
+    ).fit(X)
     assert no_val.n_iter_ == 3 and len(no_val.validation_scores_) == 0

@@ -11,14 +11,33 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_docs_build_without_warnings(tmp_path):
     # docs/ and examples/ side by side: the gallery is built from ../examples
     src = tmp_path / "docs"
-    shutil.copytree(ROOT / "docs", src, ignore=shutil.ignore_patterns(
-        "_build", "generated", "auto_examples", "sg_execution_times.rst"))
-    shutil.copytree(ROOT / "examples", tmp_path / "examples",
-                    ignore=shutil.ignore_patterns("output", "__pycache__"))
+    shutil.copytree(
+        ROOT / "docs",
+        src,
+        ignore=shutil.ignore_patterns(
+            "_build", "generated", "auto_examples", "sg_execution_times.rst"
+        ),
+    )
+    shutil.copytree(
+        ROOT / "examples",
+        tmp_path / "examples",
+        ignore=shutil.ignore_patterns("output", "__pycache__"),
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", str(src),
-         str(tmp_path / "html")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-b",
+            "html",
+            "-W",
+            "--keep-going",
+            "-q",
+            str(src),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     html = tmp_path / "html"

@@ -75,7 +75,8 @@ def _random_mask(n, density, seed):
 
 
 @pytest.mark.parametrize(
-    "mask", [grid_mask((7, 6), 8), grid_mask((5, 5), 4), _random_mask(30, 0.15, 0)],
+    "mask",
+    [grid_mask((7, 6), 8), grid_mask((5, 5), 4), _random_mask(30, 0.15, 0)],
     ids=["grid8", "grid4", "random graph"],
 )
 def test_local_inverse_hessian_is_sum_of_block_inverses(mask):
@@ -88,14 +89,18 @@ def test_local_inverse_hessian_is_sum_of_block_inverses(mask):
     H *= 0.5 * np.outer(w, w)
     v = np.random.default_rng(1).normal(size=pairs.n_pairs)
     np.testing.assert_allclose(  # H is the Hessian the solver's products apply
-        H @ v, w * pairs.col_dots(Sigma, pairs.to_sparse(v) @ Sigma), rtol=1e-10)
+        H @ v, w * pairs.col_dots(Sigma, pairs.to_sparse(v) @ Sigma), rtol=1e-10
+    )
     expected = np.zeros_like(H)
     for a in range(D):  # each feature with its neighbours of larger index
         nodes = [a] + [b for b in range(a + 1, D) if mask[a, b]]
         ids = np.unique([pairs.pair_id[i, j] for i in nodes for j in nodes if mask[i, j]])
         expected[np.ix_(ids, ids)] += np.linalg.inv(H[np.ix_(ids, ids)])
-    np.testing.assert_allclose(_SchwarzPreconditioner.of(pairs).matrix(Sigma).toarray(), expected,
-                               atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        _SchwarzPreconditioner.of(pairs).matrix(Sigma).toarray(),
+        expected,
+        atol=1e-12 * np.abs(expected).max(),
+    )
 
 
 def test_banded_cholesky_detects_indefinite():
@@ -137,8 +142,9 @@ def test_bottom_near_is_the_smallest_eigenpair(case, monkeypatch):
         V = U[:, 1:2].copy()
         shift = lam[0] - 100 * (lam[1] - lam[0])
     calls = []
-    monkeypatch.setattr(projection, "bottom_eig",
-                        lambda *a, **k: calls.append(1) or bottom_eig(*a, **k))
+    monkeypatch.setattr(
+        projection, "bottom_eig", lambda *a, **k: calls.append(1) or bottom_eig(*a, **k)
+    )
     dual = projection._DualProjection(pairs.from_dense(P), lambda v: v, pairs, eps=1.0, tol=1e-6)
     w, u = dual.bottom_near(pairs.from_dense(P), V, shift)
     assert len(calls) == (0 if case == "near" else 1)
@@ -213,4 +219,3 @@ def test_bottom_eig_resolves_a_tight_cluster_without_dense_fallback(monkeypatch)
     w, U = bottom_eig(sp.csr_array(A), k=4)
     np.testing.assert_allclose(w, expected, rtol=1e-12)
     np.testing.assert_allclose(A @ U, U * w, atol=1e-10)
-

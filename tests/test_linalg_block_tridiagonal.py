@@ -25,8 +25,11 @@ def _banded_case(case):
         A = np.triu(rng.normal(size=(D, D)) * mask, 1)
         P = A + A.T + np.diag(np.abs(A + A.T).sum(1) + 0.1)
         return P, MaskPairs(mask)
-    shape, conn = {"grid 10x10, padded": ((10, 10), 8), "grid 28x28": ((28, 28), 8),
-                   "grid 20x30, 4-connected": ((20, 30), 4)}[case]
+    shape, conn = {
+        "grid 10x10, padded": ((10, 10), 8),
+        "grid 28x28": ((28, 28), 8),
+        "grid 20x30, 4-connected": ((20, 30), 4),
+    }[case]
     P, mask = random_gmrf(shape, conn, seed=5)
     return P, MaskPairs(mask)
 
@@ -45,14 +48,19 @@ def test_selected_inverse_is_the_inverse_on_the_pattern(case):
         assert layout.n_blocks * s > D
     factors = bt.selected_inverse(*layout.blocks(pairs.from_dense(P)))
     Sigma = np.linalg.inv(P)
-    np.testing.assert_allclose(layout.entries(*factors[2:]), pairs.from_dense(Sigma),
-                               rtol=1e-10, atol=1e-13 * np.abs(Sigma).max())
+    np.testing.assert_allclose(
+        layout.entries(*factors[2:]),
+        pairs.from_dense(Sigma),
+        rtol=1e-10,
+        atol=1e-13 * np.abs(Sigma).max(),
+    )
     # the dense form: Sigma on the block tridiagonal pattern, zero outside
     dense = layout.to_dense(*factors[2:])
     block = np.arange(D) // s
     pattern = np.abs(np.subtract.outer(block, block)) <= 1
-    np.testing.assert_allclose(dense[pattern], Sigma[pattern], rtol=1e-10,
-                               atol=1e-13 * np.abs(Sigma).max())
+    np.testing.assert_allclose(
+        dense[pattern], Sigma[pattern], rtol=1e-10, atol=1e-13 * np.abs(Sigma).max()
+    )
     assert np.all(dense[~pattern] == 0)
 
 
@@ -69,10 +77,12 @@ def test_selected_inverse_derivative_is_the_hessian_product(case):
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
     # and it is the derivative: central differences of the selected inverse
     h = 1e-5 / np.abs(v).max()
-    plus, minus = (layout.entries(*bt.selected_inverse(*layout.blocks(theta + t * v))[2:])
-                   for t in (h, -h))
-    np.testing.assert_allclose((plus - minus) / (2 * h), got, rtol=1e-5,
-                               atol=1e-7 * np.abs(got).max())
+    plus, minus = (
+        layout.entries(*bt.selected_inverse(*layout.blocks(theta + t * v))[2:]) for t in (h, -h)
+    )
+    np.testing.assert_allclose(
+        (plus - minus) / (2 * h), got, rtol=1e-5, atol=1e-7 * np.abs(got).max()
+    )
 
 
 def test_selected_inverse_rejects_an_indefinite_matrix():
@@ -97,8 +107,9 @@ def test_covariance_selection_in_blocks_matches_the_dense_inverse(monkeypatch):
     P, mask = random_gmrf((16, 16), 8, seed=6)
     S = np.cov(sample_gmrf(P, 3000, seed=2).T, bias=True)
     calls, derivative = [], bt.selected_inverse_derivative
-    monkeypatch.setattr(cs, "selected_inverse_derivative",
-                        lambda *a: calls.append(1) or derivative(*a))
+    monkeypatch.setattr(
+        cs, "selected_inverse_derivative", lambda *a: calls.append(1) or derivative(*a)
+    )
     blocks, info_blocks = covariance_selection(S, mask, tol=1e-10)
     assert calls, "the block path was not taken"
     # the dense inverse: where blocks do not pay, and where the recurrence
@@ -114,4 +125,3 @@ def test_covariance_selection_in_blocks_matches_the_dense_inverse(monkeypatch):
     np.testing.assert_allclose(fallback, dense, atol=1e-12 * np.abs(dense).max())
     Sigma = np.linalg.inv(blocks)
     assert np.abs((Sigma - S)[mask]).max() <= 1e-10 * S.diagonal().max()
-

@@ -70,7 +70,12 @@ def test_empty_memory_is_scaled_preconditioner():
 def test_minimize_lbfgs_solves_a_quadratic():
     rng, H, P = _problem()
     b = rng.normal(size=len(H))
-    result = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b),
-                            np.zeros(len(H)), gtol=1e-10, ftol=0, precondition=P)
+    result = minimize_lbfgs(
+        lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b),
+        np.zeros(len(H)),
+        gtol=1e-10,
+        ftol=0,
+        precondition=P,
+    )
     assert result.converged
     np.testing.assert_allclose(result.x, np.linalg.solve(H, b), rtol=0, atol=1e-8)

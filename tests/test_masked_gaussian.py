@@ -4,8 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from scipy.stats import multivariate_normal
+from sklearn.exceptions import ConvergenceWarning
 
 from skdensity import (
     MaskedGaussianMLE,
@@ -268,8 +268,14 @@ def test_sm_splits_decoupled_features_exactly(eps):
     pairs = MaskPairs(mask)
     # certified on the whole problem, multiplier included
     lam_min = np.linalg.eigvalsh(precision)[0]
-    kkt = _certificate(score_matching_hessian(S, pairs).dot, pairs.from_dense(precision),
-                       lam_min, info.dual_factor, info.eps, pairs)
+    kkt = _certificate(
+        score_matching_hessian(S, pairs).dot,
+        pairs.from_dense(precision),
+        lam_min,
+        info.dual_factor,
+        info.eps,
+        pairs,
+    )
     assert info.converged and kkt < 1e-8
     assert info.min_eigenvalue == pytest.approx(lam_min, rel=1e-8)
     assert info.active_rank == (8 if eps == 2.0 else 0)
@@ -289,8 +295,13 @@ def test_partial_fit_equals_fit_with_constant_features(Est):
     inc = Est()
     for chunk in np.array_split(X, [300, 600]):
         inc.partial_fit(chunk)
-    np.testing.assert_allclose(inc.precision_, full.precision_, atol=1e-6 * np.abs(full.precision_).max())
-    assert full.precision_[12, 12] == pytest.approx(1 / full.reg) and np.count_nonzero(full.precision_[12]) == 1
+    np.testing.assert_allclose(
+        inc.precision_, full.precision_, atol=1e-6 * np.abs(full.precision_).max()
+    )
+    assert (
+        full.precision_[12, 12] == pytest.approx(1 / full.reg)
+        and np.count_nonzero(full.precision_[12]) == 1
+    )
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
@@ -314,8 +325,9 @@ def test_smoothed_held_out_score_identity():
     X_test = X[2000:2200]
     closed = est.score(X_test) - 0.5 * reg * np.trace(est.precision_)
     rng = np.random.default_rng(0)
-    draws = np.array([est.score(X_test + np.sqrt(reg) * rng.standard_normal(X_test.shape))
-                      for _ in range(400)])
+    draws = np.array(
+        [est.score(X_test + np.sqrt(reg) * rng.standard_normal(X_test.shape)) for _ in range(400)]
+    )
     se = draws.std() / np.sqrt(len(draws))
     assert abs(draws.mean() - closed) < 4 * se, (draws.mean(), closed, se)
     assert abs(est.score(X_test) - closed) > 40 * se  # the smoothing does matter here
@@ -331,7 +343,8 @@ def test_banded_score_samples_equals_dense_formula(shape, conn):
     Xc = X - est.location_
     _, log_det = np.linalg.slogdet(est.precision_)
     ref = -0.5 * np.einsum("ij,jk,ik->i", Xc, est.precision_, Xc) + 0.5 * (
-        log_det - X.shape[1] * np.log(2 * np.pi))
+        log_det - X.shape[1] * np.log(2 * np.pi)
+    )
     np.testing.assert_allclose(est.score_samples(X), ref, rtol=1e-11)
     np.testing.assert_allclose(est.score_samples(X[:1]), ref[:1], rtol=1e-11)
 
@@ -383,8 +396,12 @@ def test_partial_fit_equals_fit(Est):
         inc.partial_fit(chunk)
     assert inc.n_samples_seen_ == 900
     np.testing.assert_allclose(inc.location_, full.location_, rtol=1e-12)
-    np.testing.assert_allclose(inc.empirical_covariance_, full.empirical_covariance_, rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(inc.precision_, full.precision_, atol=1e-6 * np.abs(full.precision_).max())
+    np.testing.assert_allclose(
+        inc.empirical_covariance_, full.empirical_covariance_, rtol=1e-11, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        inc.precision_, full.precision_, atol=1e-6 * np.abs(full.precision_).max()
+    )
 
 
 def test_partial_fit_first_batch_too_small():

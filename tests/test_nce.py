@@ -16,12 +16,12 @@ from skdensity import (
     MaskedGaussianSM,
     masked_score_matching,
 )
+from skdensity.exceptions import SeparableNoiseWarning
 from skdensity.gaussian import cnce_loss, metric_score_matching, nce_loss
 from skdensity.gaussian._nce import start_and_preconditioner
 from skdensity.gaussian._quadratic_features import QuadraticFeatures, quadratic_features
 from skdensity.gaussian._score_matching import resolve_eps, score_matching_hessian
 from skdensity.linalg import MaskPairs, as_pairs, minimize_pd
-from skdensity.exceptions import SeparableNoiseWarning
 from skdensity.masks import grid_mask
 
 from .conftest import random_gmrf, sample_gmrf
@@ -37,16 +37,21 @@ def test_loss_gradients_match_finite_differences():
     loss, dd, dn = nce_loss(gd, gn, 20 / 7)
     h = 1e-6
     for i in range(7):
-        e = np.zeros(7); e[i] = h
+        e = np.zeros(7)
+        e[i] = h
         fd = (nce_loss(gd + e, gn, 20 / 7)[0] - nce_loss(gd - e, gn, 20 / 7)[0]) / (2 * h)
         assert np.isclose(dd[i], fd, rtol=1e-5, atol=1e-9)
     for i in range(20):
-        e = np.zeros(20); e[i] = h
+        e = np.zeros(20)
+        e[i] = h
         fd = (nce_loss(gd, gn + e, 20 / 7)[0] - nce_loss(gd, gn - e, 20 / 7)[0]) / (2 * h)
         assert np.isclose(dn[i], fd, rtol=1e-5, atol=1e-9)
     g = rng.normal(size=9) * 3
     _, d = cnce_loss(g)
-    fd = [(cnce_loss(g + h * np.eye(9)[i])[0] - cnce_loss(g - h * np.eye(9)[i])[0]) / (2 * h) for i in range(9)]
+    fd = [
+        (cnce_loss(g + h * np.eye(9)[i])[0] - cnce_loss(g - h * np.eye(9)[i])[0]) / (2 * h)
+        for i in range(9)
+    ]
     np.testing.assert_allclose(d, fd, rtol=1e-5, atol=1e-9)
 
 
@@ -54,7 +59,11 @@ def test_losses_stay_finite_at_extreme_log_ratios():
     g = np.array([-1e5, -50.0, 0.0, 50.0, 1e5])
     loss, dd, dn = nce_loss(g, g, 10)
     assert np.isfinite(loss) and np.all(np.isfinite(dd)) and np.all(np.isfinite(dn))
-    assert np.isclose(loss, (1e5 + 50 + np.log(2) + 0 + 0) / 5 + 10 * (0 + 0 + np.log(2) + 50 + 1e5) / 5, rtol=1e-12)
+    assert np.isclose(
+        loss,
+        (1e5 + 50 + np.log(2) + 0 + 0) / 5 + 10 * (0 + 0 + np.log(2) + 50 + 1e5) / 5,
+        rtol=1e-12,
+    )
     assert np.all(np.isfinite(cnce_loss(g)[1]))
 
 
@@ -64,8 +73,9 @@ def test_quadratic_features_are_the_log_density():
     pairs = MaskPairs(mask)
     U = rng.normal(size=(6, 12))
     theta = pairs.from_dense(P)
-    np.testing.assert_allclose(quadratic_features(pairs, U) @ theta,
-                               -0.5 * np.einsum("ij,jk,ik->i", U, P, U))
+    np.testing.assert_allclose(
+        quadratic_features(pairs, U) @ theta, -0.5 * np.einsum("ij,jk,ik->i", U, P, U)
+    )
 
 
 def _naive_features(pairs, U):
@@ -81,10 +91,13 @@ def test_quadratic_features_blocks_centre_and_shift(block):
     U = rng.normal(size=(3001, 20)) if block > 1 else rng.normal(size=(7, 20))
     direction, centre = rng.normal(size=U.shape), rng.normal(size=20)
     got = quadratic_features(pairs, U, direction, 0.3, centre, block=block)
-    expected = _naive_features(pairs, U - centre) - _naive_features(pairs, U - centre + 0.3 * direction)
+    expected = _naive_features(pairs, U - centre) - _naive_features(
+        pairs, U - centre + 0.3 * direction
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(quadratic_features(pairs, U, block=block), _naive_features(pairs, U),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        quadratic_features(pairs, U, block=block), _naive_features(pairs, U), rtol=1e-13, atol=1e-13
+    )
 
 
 @pytest.mark.parametrize("graph", [False, True])
@@ -186,8 +199,9 @@ def test_cnce_tends_to_score_matching():
     assert sm.n_active_ == 0  # unconstrained SM is PD here
 
     def diff(scale, draws):
-        cnce = MaskedGaussianCNCE(reg=0.0, noise_shape="isotropic", noise_scale=scale,
-                                  n_noise_draws=draws, random_state=0)
+        cnce = MaskedGaussianCNCE(
+            reg=0.0, noise_shape="isotropic", noise_scale=scale, n_noise_draws=draws, random_state=0
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SeparableNoiseWarning)  # at scale 1
             cnce.fit(X)
@@ -209,13 +223,22 @@ def test_cnce_small_noise_limit_is_score_matching_in_the_noise_metric(shape):
     X = sample_gmrf(P, 8000, seed=5)
     X += 0.5 * X**2
     mask = grid_mask((4, 4), 4)
-    est = MaskedGaussianCNCE(reg=0.0, connectivity=4, noise_shape=shape, noise_scale=0.003,
-                             n_noise_draws=50, random_state=0).fit(X)
+    est = MaskedGaussianCNCE(
+        reg=0.0,
+        connectivity=4,
+        noise_shape=shape,
+        noise_scale=0.003,
+        n_noise_draws=50,
+        random_state=0,
+    ).fit(X)
     S = est.empirical_covariance_
     eps = resolve_eps("auto", S)
     start, _ = start_and_preconditioner(S, as_pairs(mask), eps)  # the estimator's SM start
-    metrics = {"score_matching": np.linalg.inv(as_pairs(mask).to_dense(start)),
-               "covariance": S, "isotropic": np.eye(16)}
+    metrics = {
+        "score_matching": np.linalg.inv(as_pairs(mask).to_dense(start)),
+        "covariance": S,
+        "isotropic": np.eye(16),
+    }
     limits = {k: metric_score_matching(S, A, mask, eps)[0] for k, A in metrics.items()}
 
     def dist(Q):
@@ -260,7 +283,9 @@ def test_constant_pixels(Est):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est = Est(random_state=0).fit(X)
-    assert np.all(np.isfinite(est.score_samples(X))) and est.min_eigenvalue_ >= est.eps_ * (1 - 1e-9)
+    assert np.all(np.isfinite(est.score_samples(X))) and est.min_eigenvalue_ >= est.eps_ * (
+        1 - 1e-9
+    )
 
 
 def test_separable_noise_warns_stops_and_stays_valid():

@@ -11,7 +11,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "reproduce_report.py
 def test_reproduce_report_quick(tmp_path):
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()

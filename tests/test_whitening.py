@@ -70,38 +70,48 @@ def test_learned_precision_whitener_equals_empirical_with_full_mask(Est):
     np.testing.assert_allclose(learned.whitening_ @ learned.whitening_, P, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("est", [LedoitWolf(), OAS(), GraphicalLasso(alpha=0.01)],
-                         ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "est", [LedoitWolf(), OAS(), GraphicalLasso(alpha=0.01)], ids=lambda e: type(e).__name__
+)
 def test_sklearn_covariance_estimators(est):
     X = correlated()
     zca = ZCAWhitener(eps=0.0, covariance_estimator=est).fit(X)
     fitted = zca.covariance_estimator_
     # precision_ is preferred (GraphicalLasso's two attributes agree only to
     # its solver tolerance)
-    np.testing.assert_allclose(zca.covariance_, np.linalg.inv(fitted.precision_), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        zca.covariance_, np.linalg.inv(fitted.precision_), rtol=1e-8, atol=1e-10
+    )
     np.testing.assert_allclose(zca.location_, fitted.location_)
 
 
 def test_masked_covariance_on_patches_whitens_like_empirical_but_banded():
     P = extract_patches(load_natural_images().images, (8, 8), 5000, random_state=0)
-    zca_emp = ZCAWhitener(eps=0.01).fit(P)
     zca_mle = ZCAWhitener(eps=0.01, covariance_estimator=MaskedGaussianMLE(reg=1e-4)).fit(P)
     # the learned covariance matches the data on the mask (covariance selection)
     mask = zca_mle.covariance_estimator_.mask_
     S = np.cov(P.T, bias=True)
-    assert np.abs((zca_mle.covariance_ - zca_mle.eps_ * np.eye(64) - S)[mask]).max() < 1e-3 * S.max()
+    assert (
+        np.abs((zca_mle.covariance_ - zca_mle.eps_ * np.eye(64) - S)[mask]).max() < 1e-3 * S.max()
+    )
 
 
 def test_zca_of_natural_patches_is_centre_surround_and_decorrelates():
     P = extract_patches(load_natural_images().images, (8, 8), 20000, random_state=0)
     zca = ZCAWhitener(eps=0.001).fit(P)
     Z = zca.transform(P)
-    right = lambda A: np.corrcoef(A.reshape(-1, 8, 8)[:, :, :-1].ravel(),  # noqa: E731
-                                  A.reshape(-1, 8, 8)[:, :, 1:].ravel())[0, 1]
+    right = (
+        lambda A: np.corrcoef(
+            A.reshape(-1, 8, 8)[:, :, :-1].ravel(),  # noqa: E731
+            A.reshape(-1, 8, 8)[:, :, 1:].ravel(),
+        )[0, 1]
+    )
     assert right(P) > 0.8 and abs(right(Z)) < 0.1
     c = 3 * 8 + 3  # an interior pixel
     f = zca.whitening_[c].reshape(8, 8)
-    assert f[3, 3] > 0 and all(f[3 + dy, 3 + dx] < 0 for dy, dx in [(0, 1), (1, 0), (0, -1), (-1, 0)])
+    assert f[3, 3] > 0 and all(
+        f[3 + dy, 3 + dx] < 0 for dy, dx in [(0, 1), (1, 0), (0, -1), (-1, 0)]
+    )
     assert f[3, 3] > 3 * np.abs(np.delete(f.ravel(), c)).max()  # concentrated: a local filter
 
 
@@ -111,7 +121,9 @@ def test_zca_is_a_gaussian_density():
     ref = multivariate_normal(zca.location_, zca.covariance_).logpdf(X[:20])
     np.testing.assert_allclose(zca.score_samples(X[:20]), ref, rtol=1e-10)
     Y = zca.sample(100_000, random_state=0)
-    np.testing.assert_allclose(np.cov(Y.T), zca.covariance_, atol=0.03 * np.abs(zca.covariance_).max())
+    np.testing.assert_allclose(
+        np.cov(Y.T), zca.covariance_, atol=0.03 * np.abs(zca.covariance_).max()
+    )
     np.testing.assert_array_equal(Y[:3], zca.sample(100_000, random_state=0)[:3])
 
 
@@ -145,12 +157,14 @@ def test_zca_errors_and_warnings():
 
 def test_set_output_pandas():
     import pandas as pd
+
     X = pd.DataFrame(correlated(), columns=list("abcde"))
     Z = ZCAWhitener().set_output(transform="pandas").fit_transform(X)
     assert isinstance(Z, pd.DataFrame) and list(Z.columns) == list("abcde")
 
 
 # -- TransformedDensity ---------------------------------------------------
+
 
 @pytest.mark.parametrize("eps", [1e-6, 0.1, 10.0])
 def test_transformed_density_scores_in_the_original_space(eps):
@@ -174,24 +188,32 @@ def test_grid_search_over_eps_is_honest():
     np.testing.assert_allclose(s, direct, rtol=1e-9)  # eps cannot change a full Gaussian's fit
     naive = GridSearchCV(
         make_pipeline(ZCAWhitener(relative_eps=False), GaussianDensity()),
-        {"zcawhitener__eps": grid["transformer__eps"]}, cv=3,
+        {"zcawhitener__eps": grid["transformer__eps"]},
+        cv=3,
     ).fit(X)
     assert naive.best_params_["zcawhitener__eps"] == 10.0  # the bug being fixed
     assert np.ptp(naive.cv_results_["mean_test_score"]) > 1.0
 
 
-@pytest.mark.parametrize("transformer", [StandardScaler(), PCA(whiten=True), PCA(), ZCAWhitener()],
-                         ids=["scaler", "pca_whiten", "pca", "zca"])
+@pytest.mark.parametrize(
+    "transformer",
+    [StandardScaler(), PCA(whiten=True), PCA(), ZCAWhitener()],
+    ids=["scaler", "pca_whiten", "pca", "zca"],
+)
 def test_known_jacobians(transformer):
     X = correlated()
     td = TransformedDensity(transformer, GaussianDensity()).fit(X)
-    np.testing.assert_allclose(td.score_samples(X[:50]), GaussianDensity().fit(X).score_samples(X[:50]), rtol=1e-8)
+    np.testing.assert_allclose(
+        td.score_samples(X[:50]), GaussianDensity().fit(X).score_samples(X[:50]), rtol=1e-8
+    )
 
 
 def test_unknown_or_non_invertible_jacobian_is_an_error():
     X = correlated()
     with pytest.raises(ValueError, match="log-Jacobian of FunctionTransformer is unknown"):
-        TransformedDensity(FunctionTransformer(np.tanh, np.arctanh, check_inverse=False), GaussianDensity()).fit(X)
+        TransformedDensity(
+            FunctionTransformer(np.tanh, np.arctanh, check_inverse=False), GaussianDensity()
+        ).fit(X)
     with pytest.raises(ValueError, match="not invertible"):
         TransformedDensity(PCA(n_components=2), GaussianDensity()).fit(X)
 
@@ -226,7 +248,11 @@ def test_zca_persistence_and_bad_n_samples(tmp_path):
     X = correlated()
     zca = ZCAWhitener(covariance_estimator=MaskedGaussianSM()).fit(X)
     joblib.dump(zca, tmp_path / "z.joblib")
-    for other in (pickle.loads(pickle.dumps(zca)), joblib.load(tmp_path / "z.joblib"), clone(zca).fit(X)):
+    for other in (
+        pickle.loads(pickle.dumps(zca)),
+        joblib.load(tmp_path / "z.joblib"),
+        clone(zca).fit(X),
+    ):
         np.testing.assert_array_equal(other.transform(X), zca.transform(X))
         np.testing.assert_array_equal(other.score_samples(X), zca.score_samples(X))
     with pytest.raises(ValueError, match="n_samples"):
@@ -237,6 +263,10 @@ def test_whitening_with_an_nce_precision():
     from skdensity import MaskedGaussianNCE
 
     X = correlated(n=800, d=4)
-    zca = ZCAWhitener(eps=0.0, covariance_estimator=MaskedGaussianNCE(noise_ratio=2, random_state=0)).fit(X)
+    zca = ZCAWhitener(
+        eps=0.0, covariance_estimator=MaskedGaussianNCE(noise_ratio=2, random_state=0)
+    ).fit(X)
     P = zca.covariance_estimator_.precision_
-    np.testing.assert_allclose(zca.whitening_ @ zca.whitening_, P, rtol=1e-8, atol=1e-10)  # W = Lambda^(1/2)
+    np.testing.assert_allclose(
+        zca.whitening_ @ zca.whitening_, P, rtol=1e-8, atol=1e-10
+    )  # W = Lambda^(1/2)

@@ -83,9 +83,7 @@ def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False):
         p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in extensions
     )
     if not files:
-        raise ValueError(
-            f"No image files ({', '.join(extensions)}) found in {str(folder)!r}."
-        )
+        raise ValueError(f"No image files ({', '.join(extensions)}) found in {str(folder)!r}.")
     images = []
     for f in files:
         try:
@@ -128,8 +126,7 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
     """
     if isinstance(images, Mapping):  # iterating a Bunch gives its keys
         raise ValueError(
-            "images is a mapping (a Bunch?): pass its images, e.g. "
-            "load_natural_images().images."
+            "images is a mapping (a Bunch?): pass its images, e.g. load_natural_images().images."
         )
     if isinstance(images, np.ndarray) and images.ndim == 2:
         images = [images]

@@ -88,5 +88,10 @@ def fetch_mnist(*, data_home=None, return_X_y=False):
     target = raw.target.astype(np.int64)
     if return_X_y:
         return data, target
-    return Bunch(data=data, target=target, images=data.reshape(-1, 28, 28),
-                 target_names=np.arange(10), DESCR=raw.DESCR)
+    return Bunch(
+        data=data,
+        target=target,
+        images=data.reshape(-1, 28, 28),
+        target_names=np.arange(10),
+        DESCR=raw.DESCR,
+    )

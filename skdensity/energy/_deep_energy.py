@@ -140,10 +140,26 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     }
 
     def __init__(
-        self, *, n_hidden=64, n_experts=64, sigma=1.0, hidden_bias=True, objective="sm",
-        noise_scale=0.1, learning_rate=1e-3, batch_size=100, max_epochs=20,
-        validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, dtype="float32",
-        n_ais_chains=100, n_ais_temperatures=500, warm_start=False, random_state=None, verbose=0,
+        self,
+        *,
+        n_hidden=64,
+        n_experts=64,
+        sigma=1.0,
+        hidden_bias=True,
+        objective="sm",
+        noise_scale=0.1,
+        learning_rate=1e-3,
+        batch_size=100,
+        max_epochs=20,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        dtype="float32",
+        n_ais_chains=100,
+        n_ais_temperatures=500,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
     ):
         self.n_hidden = n_hidden
         self.n_experts = n_experts
@@ -279,8 +295,12 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
 
     def _params(self):
         return EnergyParams(
-            self.filters_, self.hidden_bias_, self.expert_weights_, self.expert_bias_,
-            self.visible_bias_, self.sigma,
+            self.filters_,
+            self.hidden_bias_,
+            self.expert_weights_,
+            self.expert_bias_,
+            self.visible_bias_,
+            self.sigma,
         )
 
     # -- inference (float64 numpy) ------------------------------------------
@@ -311,8 +331,16 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         """
         return float(np.mean(self._params().score_matching_loss(validate_fitted(self, X))))
 
-    def sample(self, n_samples=1, random_state=None, method="mala", n_steps=1000,
-               burn_in=500, step_size=None, return_acceptance=False):
+    def sample(
+        self,
+        n_samples=1,
+        random_state=None,
+        method="mala",
+        n_steps=1000,
+        burn_in=500,
+        step_size=None,
+        return_acceptance=False,
+    ):
         """Draw samples by Langevin dynamics from the base Gaussian.
 
         Parameters
@@ -345,6 +373,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         params = self._params()
         X0 = params.sample_base(n_samples, rng)
         adjust = method == "mala"
-        X, rate, _ = mala(params, X0, burn_in + n_steps, rng, step_size=step_size,
-                          adapt_steps=burn_in if adjust else 0, adjust=adjust)
+        X, rate, _ = mala(
+            params,
+            X0,
+            burn_in + n_steps,
+            rng,
+            step_size=step_size,
+            adapt_steps=burn_in if adjust else 0,
+            adjust=adjust,
+        )
         return (X, rate) if return_acceptance else X

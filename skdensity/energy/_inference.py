@@ -34,7 +34,9 @@ class EnergyParams:
     """Parameters of the energy model with its float64 formulas."""
 
     def __init__(self, V, a, W, c, b, sigma):
-        self.V, self.a, self.W, self.c, self.b = (np.asarray(p, dtype=np.float64) for p in (V, a, W, c, b))
+        self.V, self.a, self.W, self.c, self.b = (
+            np.asarray(p, dtype=np.float64) for p in (V, a, W, c, b)
+        )
         self.sigma = float(sigma)
 
     @property
@@ -73,7 +75,9 @@ class EnergyParams:
         gram = self.V @ self.V.T
         A = self.W[None, :, :] * gp[:, None, :]  # (n, K, H): w_k * g'
         quad = np.einsum("nkh,hl,nkl->nk", A, gram, A)
-        return -self.n_features / self.sigma**2 + (u * gpp) @ norms + (s * (1 - s) * quad).sum(axis=1)
+        return (
+            -self.n_features / self.sigma**2 + (u * gpp) @ norms + (s * (1 - s) * quad).sum(axis=1)
+        )
 
     def score_matching_loss(self, X):
         """Hyvärinen's objective per sample: ``|score|^2 / 2 + Laplacian``."""
@@ -97,8 +101,18 @@ class EnergyParams:
         return s2 * self.b + self.sigma * rng.standard_normal((n, self.n_features))
 
 
-def mala(params, X0, n_steps, rng, *, expert_weight=1.0, step_size=None, adapt_steps=0,
-         target_accept=0.574, adjust=True):
+def mala(
+    params,
+    X0,
+    n_steps,
+    rng,
+    *,
+    expert_weight=1.0,
+    step_size=None,
+    adapt_steps=0,
+    target_accept=0.574,
+    adjust=True,
+):
     """Metropolis-adjusted (or unadjusted) Langevin chains, one per row of X0.
 
     The step size starts at ``0.5 * sigma^2`` (the base Gaussian's scale)
@@ -109,6 +123,7 @@ def mala(params, X0, n_steps, rng, *, expert_weight=1.0, step_size=None, adapt_s
     Returns the final states, the mean acceptance rate after adaptation and
     the step size used.
     """
+
     def logp(Z):
         return params.base_log_density(Z) + expert_weight * params.expert_term(Z)
 

@@ -44,7 +44,9 @@ def score_and_laplacian(tf, X, V, a, W, c, b, sigma, laplacian=True):
     P = tf.reshape(W[:, :, None] * W[:, None, :], (-1, H * H))
     quad = tf.matmul(Q, P, transpose_b=True)  # (n, K)
     D = tf.cast(tf.shape(X)[1], X.dtype)
-    lap = -D / sigma**2 + tf.linalg.matvec(u * gpp, norms) + tf.reduce_sum(s * (1 - s) * quad, axis=1)
+    lap = (
+        -D / sigma**2 + tf.linalg.matvec(u * gpp, norms) + tf.reduce_sum(s * (1 - s) * quad, axis=1)
+    )
     return psi, lap
 
 
@@ -92,8 +94,18 @@ class ScoreMatchingTraining:
     """
 
     def __init__(
-        self, initial, *, trainable, X_train, X_val, val_noise, objective, sigma, noise_scale,
-        learning_rate, dtype,
+        self,
+        initial,
+        *,
+        trainable,
+        X_train,
+        X_val,
+        val_noise,
+        objective,
+        sigma,
+        noise_scale,
+        learning_rate,
+        dtype,
     ):
         tf = self.tf = load_tensorflow()
         self.dtype = dtype

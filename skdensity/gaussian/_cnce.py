@@ -168,7 +168,9 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
 
     Attributes
     ----------
-    location_, precision_, covariance_, precision_cholesky_, empirical_covariance_, mask_, image_shape_
+    location_, precision_, covariance_, precision_cholesky_ : ndarray
+        As in :class:`MaskedGaussianSM`.
+    empirical_covariance_, mask_, image_shape_ : ndarray, ndarray, tuple
         As in :class:`MaskedGaussianSM`.
     noise_scale_ : float
         The :math:`\epsilon` used.
@@ -260,13 +262,23 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
             scale = float(self.noise_scale)
         # Features of log p(x) - log p(x + scale * direction), per pair.
         Phi = QuadraticFeatures(
-            pairs, Xr, direction, scale,
+            pairs,
+            Xr,
+            direction,
+            scale,
             max_bytes=self._feature_budget(len(Xr) * pairs.n_pairs * 8),
         )
         objective = _CNCEObjective(Phi, scale)
         result = minimize_pd(
-            objective, theta0, pairs, eps, tol=self.tol, max_iter=self.max_iter,
-            verbose=self.verbose, callback=objective.record, precondition=precondition,
+            objective,
+            theta0,
+            pairs,
+            eps,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            callback=objective.record,
+            precondition=precondition,
         )
         accuracy = float(np.mean(Phi @ result.x > 0))
         separable = accuracy >= _SEPARABLE
@@ -276,6 +288,7 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
                 f"Data points and their noisy copies are (near-)perfectly separable "
                 f"(accuracy {accuracy:.4f}): noise_scale={scale:.3g} is too large.",
                 SeparableNoiseWarning,
+                stacklevel=2,
             )
         return _CNCEFit(
             precision=pairs.to_dense(result.x),

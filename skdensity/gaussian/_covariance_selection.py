@@ -32,7 +32,13 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from ..linalg import as_pairs, block_layout, bottom_eig, selected_inverse, selected_inverse_derivative
+from ..linalg import (
+    as_pairs,
+    block_layout,
+    bottom_eig,
+    selected_inverse,
+    selected_inverse_derivative,
+)
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
 from ._score_matching import masked_score_matching
@@ -112,8 +118,7 @@ def covariance_selection(
     labels, spans = decoupled_spans(pairs, S_E)
     if verbose and spans != [(0, D)]:
         print(
-            f"[covariance selection] solving features {spans}, "
-            f"{labels.max() + 1} decoupled blocks"
+            f"[covariance selection] solving features {spans}, {labels.max() + 1} decoupled blocks"
         )
     precision = np.zeros((D, D))
     n_iter, kkt, lam_min = 0, 0.0, np.inf
@@ -145,6 +150,7 @@ def covariance_selection(
             f"Covariance selection stopped with KKT residual {kkt:.2e} > "
             f"tol={tol:g} after {n_iter} Newton steps; increase max_iter.",
             ConvergenceWarning,
+            stacklevel=2,
         )
     return precision, info
 
@@ -194,8 +200,7 @@ class _Newton:
             kkt = np.abs(residual).max() / self.scale
             if self.verbose:
                 print(
-                    f"[covariance selection] iteration {n_iter}: objective {f:.10g}, "
-                    f"KKT {kkt:.2e}"
+                    f"[covariance selection] iteration {n_iter}: objective {f:.10g}, KKT {kkt:.2e}"
                 )
             if kkt <= tol or n_iter >= max_iter:
                 break
@@ -218,7 +223,9 @@ class _Newton:
             n_iter += 1
         lam_min = bottom_eig(pairs.to_sparse(x))[0][0]
         info = CovarianceSelectionInfo(
-            n_iter=n_iter, kkt_residual=float(kkt), min_eigenvalue=float(lam_min),
+            n_iter=n_iter,
+            kkt_residual=float(kkt),
+            min_eigenvalue=float(lam_min),
             converged=bool(kkt <= tol),
         )
         return pairs.to_dense(x), info
@@ -362,9 +369,7 @@ class _SchwarzPreconditioner:
         nodes[owner, slot] = node
         i, j = np.triu_indices(nodes.shape[1])
         u, v = nodes[:, i], nodes[:, j]
-        cand = np.where(
-            (u >= 0) & (v >= 0), pairs.pair_id[np.maximum(u, 0), np.maximum(v, 0)], -1
-        )
+        cand = np.where((u >= 0) & (v >= 0), pairs.pair_id[np.maximum(u, 0), np.maximum(v, 0)], -1)
         k = int((cand >= 0).sum(axis=1).max())
         order = np.argsort(cand < 0, axis=1, kind="stable")[:, :k]  # valid entries first
         ids = np.take_along_axis(cand, order, axis=1)
@@ -506,10 +511,16 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
     def _estimate_precision(self, S, structure, warm_start, X=None):
         # Cold starts begin at the score matching estimate (the default).
         precision, info = covariance_selection(
-            S, structure.mask, tol=self.tol, max_iter=self.max_iter,
-            init=self.precision_ if warm_start else None, verbose=self.verbose,
+            S,
+            structure.mask,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            init=self.precision_ if warm_start else None,
+            verbose=self.verbose,
         )
         return MaskedFit(
-            precision=precision, n_iter=info.n_iter, kkt_residual=info.kkt_residual,
+            precision=precision,
+            n_iter=info.n_iter,
+            kkt_residual=info.kkt_residual,
             min_eigenvalue=info.min_eigenvalue,
         )

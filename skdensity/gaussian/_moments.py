@@ -42,7 +42,9 @@ class Moments:
         """
         with np.errstate(all="ignore"):  # non-finite input is reported below
             moments = cls.of(X, assume_centered)
-        if not (np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(np.diag(moments.covariance)))):
+        if not (
+            np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(np.diag(moments.covariance)))
+        ):
             _assert_all_finite(X, input_name="X")
         return moments
 

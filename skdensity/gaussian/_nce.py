@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import SeparableNoiseWarning
-from ..linalg import as_pairs, minimize_pd
+from ..linalg import minimize_pd
 from ..utils._compat import HasMethods, Interval, StrOptions
 from ..utils._random import sample_from, standard_normal
 from ..utils._threads import single_threaded
@@ -156,6 +156,7 @@ class BaseMaskedNCE(BaseMaskedGaussian):
                 f"with a relative KKT residual of {result.kkt_residual:.2e} > "
                 f"tol={self.tol:g}; increase max_iter or tol.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
 
 
@@ -166,6 +167,7 @@ def _profile_log_normalizer(a_x, a_y, nu, c):
     root is bracketed and found by Newton steps safeguarded by bisection:
     exact even when data and noise are nearly separable (tiny curvature).
     """
+
     def slope(c):
         s_x, s_y = expit(-(a_x + c)), expit(a_y + c)
         d1 = -s_x.mean() + nu * s_y.mean()
@@ -298,7 +300,9 @@ class MaskedGaussianNCE(BaseMaskedNCE):
 
     Attributes
     ----------
-    location_, precision_, covariance_, precision_cholesky_, empirical_covariance_, mask_, image_shape_
+    location_, precision_, covariance_, precision_cholesky_ : ndarray
+        As in :class:`MaskedGaussianSM`.
+    empirical_covariance_, mask_, image_shape_ : ndarray, ndarray, tuple
         As in :class:`MaskedGaussianSM`.
     log_normalizer_ : float
         The learned :math:`c`.
@@ -419,8 +423,15 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         eps = resolve_eps(self.eps, S)
         theta0, precondition = start_and_preconditioner(S, pairs, eps)
         result = minimize_pd(
-            objective, theta0, pairs, eps, tol=self.tol, max_iter=self.max_iter,
-            verbose=self.verbose, callback=objective.record, precondition=precondition,
+            objective,
+            theta0,
+            pairs,
+            eps,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            callback=objective.record,
+            precondition=precondition,
         )
         theta = result.x
         objective.at(theta)
@@ -434,6 +445,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
                 f"{objective.accuracy:.4f}): NCE's estimate is unreliable. Use a noise closer "
                 "to the data (noise=<a fitted estimator>) or MaskedGaussianCNCE.",
                 SeparableNoiseWarning,
+                stacklevel=2,
             )
         return _NCEFit(
             precision=pairs.to_dense(theta),

@@ -36,8 +36,10 @@ def quadratic_features(pairs, U, direction=None, scale=0.0, centre=None, block=8
     block = max(1, min(block, n))
     shift = 0.0 if centre is None else np.reshape(centre, (-1, 1))
     # Per-thread buffers (np.empty touches no memory until used).
-    buffers = [(np.empty((D, block)), None if direction is None else np.empty((D, block)),
-                np.empty(block)) for _ in range(2)]
+    buffers = [
+        (np.empty((D, block)), None if direction is None else np.empty((D, block)), np.empty(block))
+        for _ in range(2)
+    ]
 
     def fill(worker, sl):
         UT, VT, tmp = buffers[worker]
@@ -104,8 +106,11 @@ class QuadraticFeatures(LinearOperator):
         out = np.empty(self.shape[0])
 
         def work(_, sl):
-            out[sl] = sum(sign * self.pairs.quadratic_forms(W, theta)
-                          for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
+            out[sl] = sum(
+                sign * self.pairs.quadratic_forms(W, theta)
+                for sign, W in zip((1.0, -1.0), self._rows(sl))
+                if W is not None
+            )
 
         on_two_threads(self.shape[0], self.chunk, work)
         return -0.5 * out
@@ -116,9 +121,13 @@ class QuadraticFeatures(LinearOperator):
             return self._Phi.T @ d
 
         def work(_, sl):
-            return sum(sign * self.pairs.col_dots(W, d[sl, None] * W)
-                       for sign, W in zip((1.0, -1.0), self._rows(sl)) if W is not None)
+            return sum(
+                sign * self.pairs.col_dots(W, d[sl, None] * W)
+                for sign, W in zip((1.0, -1.0), self._rows(sl))
+                if W is not None
+            )
 
-        parts = [part for results in on_two_threads(self.shape[0], self.chunk, work)
-                 for part in results]
+        parts = [
+            part for results in on_two_threads(self.shape[0], self.chunk, work) for part in results
+        ]
         return -0.5 * self.pairs.weights * np.sum(parts, axis=0)

@@ -173,7 +173,9 @@ def score_matching_system(S, pairs):
     upper = p <= q
     u = int((q[upper] - p[upper]).max(initial=0))
     if narrow_band(m, u):  # the pattern's duplicate entries add up in the band
-        factor = banded_cholesky(band_storage(p[upper], q[upper], vals[upper], m, u), overwrite=True)
+        factor = banded_cholesky(
+            band_storage(p[upper], q[upper], vals[upper], m, u), overwrite=True
+        )
         if factor is not None:
             return ScoreMatchingSystem(hessp, banded_solver(factor))
     try:
@@ -183,8 +185,7 @@ def score_matching_system(S, pairs):
 
 
 _SINGULAR = (
-    "The score matching system is singular: the covariance is not "
-    "positive definite. Use reg > 0."
+    "The score matching system is singular: the covariance is not positive definite. Use reg > 0."
 )
 
 
@@ -242,8 +243,14 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
             alone = np.bincount(labels)[labels] == 1
             if np.any(alone & (np.diag(S) * eps >= 1.0)):
                 return _split_score_matching(
-                    S, pairs, eps=eps, tol=tol, max_iter=max_iter, init=init,
-                    verbose=verbose, labels=labels,
+                    S,
+                    pairs,
+                    eps=eps,
+                    tol=tol,
+                    max_iter=max_iter,
+                    init=init,
+                    verbose=verbose,
+                    labels=labels,
                 )
         return _solve_score_matching(
             S, pairs, eps=eps, tol=tol, max_iter=max_iter, init=init, verbose=verbose
@@ -279,8 +286,13 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
     for idx in (idx for idx in blocks if idx.size > 1):
         block = np.ix_(idx, idx)
         P, info = _solve_score_matching(
-            S[block], as_pairs(pairs.submask(idx)), eps=eps, tol=tol, max_iter=max_iter,
-            init=None if init is None else init[idx], verbose=verbose,
+            S[block],
+            as_pairs(pairs.submask(idx)),
+            eps=eps,
+            tol=tol,
+            max_iter=max_iter,
+            init=None if init is None else init[idx],
+            verbose=verbose,
         )
         precision[block] = P
         V = np.zeros((D, info.dual_factor.shape[1]))
@@ -292,9 +304,14 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
         min_eigenvalue = min(min_eigenvalue, info.min_eigenvalue)
         unconstrained = min(unconstrained, info.unconstrained_min_eigenvalue)
     return precision, ScoreMatchingInfo(
-        eps=eps, n_iter=n_iter, kkt_residual=kkt, min_eigenvalue=min_eigenvalue,
-        unconstrained_min_eigenvalue=unconstrained, active_rank=active_rank,
-        dual_factor=np.hstack(factors), converged=kkt <= tol,
+        eps=eps,
+        n_iter=n_iter,
+        kkt_residual=kkt,
+        min_eigenvalue=min_eigenvalue,
+        unconstrained_min_eigenvalue=unconstrained,
+        active_rank=active_rank,
+        dual_factor=np.hstack(factors),
+        converged=kkt <= tol,
     )
 
 
@@ -315,8 +332,15 @@ def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0,
     # The constrained optimum is the projection of the unconstrained one in
     # the metric of the Hessian (J is quadratic).
     result = project_pd(
-        theta0, system.solve, pairs, eps, tol=tol, max_iter=max_iter, init=init,
-        certificate=certificate, verbose=verbose,
+        theta0,
+        system.solve,
+        pairs,
+        eps,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
+        certificate=certificate,
+        verbose=verbose,
     )
     V = result.dual_factor
     scale = 1e-8 * max(1.0, np.abs(V).max(initial=0.0))
@@ -335,6 +359,7 @@ def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0,
             f"Score matching stopped with KKT residual {info.kkt_residual:.2e} "
             f"> tol={tol:g} after {info.n_iter} iterations; increase max_iter.",
             ConvergenceWarning,
+            stacklevel=2,
         )
     return pairs.to_dense(result.x), info
 
@@ -400,8 +425,10 @@ def metric_score_matching(S, A, mask, eps, *, tol=1e-8, max_iter=20000):
     r, c, w = pairs.rows, pairs.cols, pairs.weights
     # d^2 / dx_p dx_q of tr(L A L S) / 2 for L = sum_p x_p E_p, symmetrised.
     H = 0.5 * (
-        A[r][:, r] * S[c][:, c] + A[r][:, c] * S[c][:, r]
-        + S[r][:, r] * A[c][:, c] + S[r][:, c] * A[c][:, r]
+        A[r][:, r] * S[c][:, c]
+        + A[r][:, c] * S[c][:, r]
+        + S[r][:, r] * A[c][:, c]
+        + S[r][:, c] * A[c][:, r]
     )
     H *= np.outer(w, 0.5 * w)
     g = w * A[r, c]
@@ -547,8 +574,13 @@ class MaskedGaussianSM(BaseMaskedGaussian):
 
     def _estimate_precision(self, S, structure, warm_start, X=None):
         precision, info = masked_score_matching(
-            S, structure.mask, eps=self.eps, tol=self.tol, max_iter=self.max_iter,
-            init=self.dual_factor_ if warm_start else None, verbose=self.verbose,
+            S,
+            structure.mask,
+            eps=self.eps,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            init=self.dual_factor_ if warm_start else None,
+            verbose=self.verbose,
         )
         return _ScoreMatchingFit(
             precision=precision,

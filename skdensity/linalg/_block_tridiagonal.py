@@ -26,8 +26,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.linalg as la
 
-__all__ = ["BlockTridiagonal", "block_layout", "selected_inverse",
-           "selected_inverse_derivative"]
+__all__ = ["BlockTridiagonal", "block_layout", "selected_inverse", "selected_inverse_derivative"]
 
 # Smallest block: below it the recurrences' Python steps cost more than
 # their small matrix products.
@@ -133,8 +132,11 @@ class BlockTridiagonal:
             ro, co = (start[:-1] + s + i).ravel(), (start[:-1] + j).ravel()
             keep_o = ro < D  # co < ro
             self._dense_index = (
-                (r * D + c)[keep], np.flatnonzero(keep),
-                (ro * D + co)[keep_o], (co * D + ro)[keep_o], np.flatnonzero(keep_o),
+                (r * D + c)[keep],
+                np.flatnonzero(keep),
+                (ro * D + co)[keep_o],
+                (co * D + ro)[keep_o],
+                np.flatnonzero(keep_o),
             )
         at, take, at_low, at_up, take_o = self._dense_index
         out = np.zeros(D * D)

@@ -45,9 +45,7 @@ def bottom_eig(A, k=1):
                 # A tight cluster at the bottom (several directions pinned at
                 # one bound) stalls Lanczos with ARPACK's default basis; a
                 # larger one resolves it.
-                w, U = eigsh(
-                    A, k=k, tol=0, v0=np.ones(D), ncv=min(D, max(64, 4 * k)), **kwargs
-                )
+                w, U = eigsh(A, k=k, tol=0, v0=np.ones(D), ncv=min(D, max(64, 4 * k)), **kwargs)
     except ArpackNoConvergence:
         return la.eigh(A.toarray(), subset_by_index=[0, k - 1])  # LAPACK always works
     order = np.argsort(w)

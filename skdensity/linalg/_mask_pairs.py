@@ -154,7 +154,7 @@ class MaskPairs:
         B = np.ascontiguousarray(B)
         dots, at = np.empty(self._segment_length), 0
         for o, lo, hi in self._segments:
-            np.einsum("ij,ij->i", A[lo:hi], B[lo + o:hi + o], out=dots[at:at + hi - lo])
+            np.einsum("ij,ij->i", A[lo:hi], B[lo + o : hi + o], out=dots[at : at + hi - lo])
             at += hi - lo
         return dots[self._segment_take]
 
@@ -165,7 +165,7 @@ class MaskPairs:
             return np.einsum("ki,ki->i", A[:, self.rows], B[:, self.cols])
         dots, at = np.empty(self._segment_length), 0
         for o, lo, hi in self._segments:
-            np.einsum("ki,ki->i", A[:, lo:hi], B[:, lo + o:hi + o], out=dots[at:at + hi - lo])
+            np.einsum("ki,ki->i", A[:, lo:hi], B[:, lo + o : hi + o], out=dots[at : at + hi - lo])
             at += hi - lo
         return dots[self._segment_take]
 
@@ -180,7 +180,7 @@ class MaskPairs:
         v[self._segment_take] = tw
         out, at = np.zeros(U.shape[0]), 0
         for o, lo, hi in self._segments:
-            out += (U[:, lo:hi] * U[:, lo + o:hi + o]) @ v[at:at + hi - lo]
+            out += (U[:, lo:hi] * U[:, lo + o : hi + o]) @ v[at : at + hi - lo]
             at += hi - lo
         return out
 

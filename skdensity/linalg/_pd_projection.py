@@ -298,13 +298,13 @@ class _DualProjection:
         while best.kkt > tol:
             r = V.shape[1]
             result = minimize_lbfgs(
-                lambda w: self.value_and_gradient(w, r),
+                lambda w, r=r: self.value_and_gradient(w, r),
                 V.ravel(),
                 max_iter=max(max_iter - n_iter, 1),
                 gtol=tol * eps * 1e-2,
                 ftol=1e-15,
                 memory=20,
-                precondition=lambda v: factor.solve(v.reshape(D, r)).ravel(),
+                precondition=lambda v, r=r: factor.solve(v.reshape(D, r)).ravel(),
                 callback=_PeriodicCertificate(self, r, _CHECK_PERIOD),
             )
             V = result.x.reshape(D, r)
@@ -313,9 +313,7 @@ class _DualProjection:
             lam, U = self.bottom_near(x[:m], V, eps * (1 - tol))
             current = _Iterate(x, V, lam, U, self.certificate(x, lam[0], V))
             if current.kkt > tol:
-                current = self.polish(
-                    _Iterate(current.x, _compress(V), lam, U, current.kkt)
-                )
+                current = self.polish(_Iterate(current.x, _compress(V), lam, U, current.kkt))
             x, V, lam = current.x, current.V, current.lam
             if verbose:
                 print(
@@ -331,7 +329,9 @@ class _DualProjection:
             if lam[0] < eps * (1 - max(tol, 1e-12)):  # infeasible beyond rounding
                 # grow the rank by every violated direction among the bottom few
                 lam, U = bottom_eig(pairs.to_sparse(x[:m]), k=4)
-                grown = [self.escape(U[:, j], lam[j])[:, None] for j in range(len(lam)) if lam[j] < eps]
+                grown = [
+                    self.escape(U[:, j], lam[j])[:, None] for j in range(len(lam)) if lam[j] < eps
+                ]
                 V = np.hstack([V, *grown])
         return best, n_iter
 

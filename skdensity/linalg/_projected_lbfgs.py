@@ -77,7 +77,16 @@ class PDMinimizeResult:
 
 
 def minimize_pd(
-    fg, x0, pairs, eps, *, tol=1e-6, max_iter=1000, memory=10, verbose=0, callback=None,
+    fg,
+    x0,
+    pairs,
+    eps,
+    *,
+    tol=1e-6,
+    max_iter=1000,
+    memory=10,
+    verbose=0,
+    callback=None,
     precondition=None,
 ):
     r"""Minimise ``fg`` subject to ``Lambda(x[:n_pairs]) >= eps I``.
@@ -144,7 +153,13 @@ def minimize_pd(
         ptol = min(1e-3, max(1e-12, 1e-2 * kkt)) if np.isfinite(kkt) else 1e-3
         ptol = min(ptol, ptol_floor)
         projection = project_pd(
-            x - inverse_model(g), inverse_model, pairs, eps, tol=ptol, init=V, metric=x,
+            x - inverse_model(g),
+            inverse_model,
+            pairs,
+            eps,
+            tol=ptol,
+            init=V,
+            metric=x,
             verbose=verbose > 1,
         )
         proj, V = projection.x, projection.dual_factor
@@ -152,8 +167,10 @@ def minimize_pd(
         # model stationarity B d + g = a(Z) makes it vanish with the step.
         kkt = _kkt_residual(pairs, x, g, V, eps, g_scale)
         if verbose:
-            print(f"[projected L-BFGS] iteration {n_iter}: objective {f:.10g}, "
-                  f"active rank {V.shape[1]}, KKT {kkt:.2e}")
+            print(
+                f"[projected L-BFGS] iteration {n_iter}: objective {f:.10g}, "
+                f"active rank {V.shape[1]}, KKT {kkt:.2e}"
+            )
         if kkt <= tol:
             converged = True
             break
@@ -193,8 +210,13 @@ def minimize_pd(
             break
     lam_min = bottom_eig(pairs.to_sparse(x[:m]))[0][0]
     return PDMinimizeResult(
-        x=x, n_iter=n_iter, objective=float(f), kkt_residual=float(kkt),
-        min_eigenvalue=float(lam_min), converged=bool(converged), stopped=stopped,
+        x=x,
+        n_iter=n_iter,
+        objective=float(f),
+        kkt_residual=float(kkt),
+        min_eigenvalue=float(lam_min),
+        converged=bool(converged),
+        stopped=stopped,
         dual_factor=V,
     )
 

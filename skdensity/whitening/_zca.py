@@ -80,8 +80,7 @@ def zca_whitening(covariance=None, *, precision=None, eps=0.1, relative_eps=True
             la.cholesky(precision, lower=True)
         except la.LinAlgError:
             raise ValueError(
-                "The precision matrix is not positive definite; it cannot be "
-                "used for whitening."
+                "The precision matrix is not positive definite; it cannot be used for whitening."
             ) from None
         mu, U = la.eigh(precision)  # ascending: covariance eigenvalues descending
         lam = 1.0 / mu
@@ -111,6 +110,7 @@ def zca_whitening(covariance=None, *, precision=None, eps=0.1, relative_eps=True
             "largest; the whitened data will amplify noise in those directions. "
             "Increase eps.",
             IllConditionedWarning,
+            stacklevel=2,
         )
     root = np.sqrt(d)
     whitening = (U / root) @ U.T
