@@ -107,7 +107,7 @@ def limits(args, S, pairs, eps, X_train, X_test, mean, mle):
     ]
     for shape, label, A in metrics:
         t0 = time.perf_counter()
-        P, info = metric_score_matching(S, A, pairs, eps)
+        P, info = metric_score_matching(S, A, pairs, eps=eps)
         score = gaussian_score(X_test, mean, P)
         print(
             f"| {shape} | {label} | {score:.2f} | {100 * (mle - score) / mle:.2f}% "

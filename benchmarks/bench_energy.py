@@ -131,7 +131,9 @@ def main():
         dem.sigma,
     )
     t0 = time.perf_counter()
-    logz, se = annealed_importance_sampling(p, 100, 1000, np.random.default_rng(0))
+    logz, se = annealed_importance_sampling(
+        p, n_chains=100, n_temperatures=1000, rng=np.random.default_rng(0)
+    )
     print(
         f"AIS, 100 chains x 1000 temperatures: {time.perf_counter() - t0:.1f} s, "
         f"log Z = {logz:.2f} +- {se:.3f}"

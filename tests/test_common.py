@@ -182,3 +182,32 @@ def test_import_does_not_import_tensorflow():
     code = "import sys, skdensity, skdensity.datasets; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        MaskedGaussianSM(reg=0.0),
+        MaskedGaussianMLE(reg=0.0),
+        GaussianDensity(),
+        ZCAWhitener(covariance_estimator=GaussianDensity()),
+        TransformedDensity(ZCAWhitener(), GaussianDensity()),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_failed_refit_leaves_the_estimator_as_it_was(est):
+    # A refit on wider data that fails (a singular covariance) must not
+    # leave the new width with the old parameters.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 16))
+    fitted = clone(est).fit(X)
+    before = dict(vars(fitted))
+    expected = fitted.score_samples(X)
+    wide = rng.normal(size=(300, 25))
+    wide[:, 4] = wide[:, 3]  # collinear features: the covariance is singular
+    with pytest.raises(ValueError):
+        fitted.fit(wide)
+    assert fitted.n_features_in_ == 16
+    assert set(vars(fitted)) == set(before)
+    assert all(vars(fitted)[key] is before[key] for key in before)
+    np.testing.assert_array_equal(fitted.score_samples(X), expected)

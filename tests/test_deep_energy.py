@@ -131,7 +131,7 @@ def test_mala_on_a_gaussian_model_matches_exact_moments():
     p = random_params(D=3, sigma=0.8)
     p.W[:] = 0.0  # experts switched off: N(sigma^2 b, sigma^2 I)
     rng = np.random.default_rng(0)
-    X, rate, tau = mala(p, p.sample_base(4000, rng) + 3.0, 300, rng, adapt_steps=150)
+    X, rate, tau = mala(p, p.sample_base(4000, rng) + 3.0, n_steps=300, rng=rng, adapt_steps=150)
     assert 0.45 < rate < 0.7
     np.testing.assert_allclose(X.mean(0), p.sigma**2 * p.b, atol=0.05)
     np.testing.assert_allclose(np.cov(X.T), p.sigma**2 * np.eye(3), atol=0.05)
@@ -155,13 +155,17 @@ def test_estimator_sampling_reports_acceptance():
 def test_ais_exact_without_experts_and_within_bounds():
     p = random_params(D=4, K=3)
     p.W[:] = 0.0  # the expert term is the constant sum softplus(c)
-    logz, se = annealed_importance_sampling(p, 50, 20, np.random.default_rng(0))
+    logz, se = annealed_importance_sampling(
+        p, n_chains=50, n_temperatures=20, rng=np.random.default_rng(0)
+    )
     assert (
         np.isclose(logz, p.base_log_partition() + np.logaddexp(0, p.c).sum(), atol=1e-10)
         and se < 1e-10
     )
     q = random_params(D=4, K=3, scale=2.0, seed=5)
-    logz, se = annealed_importance_sampling(q, 200, 200, np.random.default_rng(0))
+    logz, se = annealed_importance_sampling(
+        q, n_chains=200, n_temperatures=200, rng=np.random.default_rng(0)
+    )
     low, high = q.log_partition_bounds()
     assert low <= logz <= high
 
@@ -173,7 +177,9 @@ def test_ais_matches_grid_integration_in_2d():
     from scipy.special import logsumexp
 
     exact = logsumexp(p.log_unnormalized(G)) + 2 * np.log(grid[1] - grid[0])
-    logz, se = annealed_importance_sampling(p, 500, 500, np.random.default_rng(0))
+    logz, se = annealed_importance_sampling(
+        p, n_chains=500, n_temperatures=500, rng=np.random.default_rng(0)
+    )
     assert abs(logz - exact) < 0.05 and se < 0.05, (logz, exact, se)
 
 

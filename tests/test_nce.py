@@ -154,7 +154,9 @@ def test_projected_quasi_newton_agrees_with_score_matching_dual():
     H = score_matching_hessian(S, pairs).toarray()
     g = pairs.is_diag.astype(float)
     x0 = pairs.from_dense(P_dual + 0.6 * np.eye(25))
-    result = minimize_pd(lambda t: (0.5 * t @ H @ t - g @ t, H @ t - g), x0, pairs, 0.6, tol=1e-7)
+    result = minimize_pd(
+        lambda t: (0.5 * t @ H @ t - g @ t, H @ t - g), x0, pairs, eps=0.6, tol=1e-7
+    )
     x = result.x
     assert result.converged and result.kkt_residual <= 1e-7
     assert result.min_eigenvalue >= 0.6 * (1 - 1e-12)
@@ -233,13 +235,15 @@ def test_cnce_small_noise_limit_is_score_matching_in_the_noise_metric(shape):
     ).fit(X)
     S = est.empirical_covariance_
     eps = resolve_eps("auto", S)
-    start, _ = start_and_preconditioner(S, as_pairs(mask), eps)  # the estimator's SM start
+    start, _ = start_and_preconditioner(
+        S=S, pairs=as_pairs(mask), eps=eps
+    )  # the estimator's SM start
     metrics = {
         "score_matching": np.linalg.inv(as_pairs(mask).to_dense(start)),
         "covariance": S,
         "isotropic": np.eye(16),
     }
-    limits = {k: metric_score_matching(S, A, mask, eps)[0] for k, A in metrics.items()}
+    limits = {k: metric_score_matching(S, A, mask, eps=eps)[0] for k, A in metrics.items()}
 
     def dist(Q):
         return np.linalg.norm(est.precision_ - Q) / np.linalg.norm(Q)

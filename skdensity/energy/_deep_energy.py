@@ -201,7 +201,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             values = training.final_parameters()
             params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
             log_partition, log_partition_std = annealed_importance_sampling(
-                params, self.n_ais_chains, self.n_ais_temperatures, rng
+                params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
             )
         for name in _PARAM_NAMES:
             setattr(self, name + "_", values[name])
@@ -376,8 +376,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         X, rate, _ = mala(
             params,
             X0,
-            burn_in + n_steps,
-            rng,
+            n_steps=burn_in + n_steps,
+            rng=rng,
             step_size=step_size,
             adapt_steps=burn_in if adjust else 0,
             adjust=adjust,

@@ -20,10 +20,27 @@ precision training used, so scores are exactly reproducible and independent
 of batch composition.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.special import expit, logsumexp
 
-__all__ = ["EnergyParams"]
+__all__ = ["EnergyParams", "LangevinResult", "LogPartition", "annealed_importance_sampling", "mala"]
+
+
+class LangevinResult(NamedTuple):
+    """What :func:`mala` returns."""
+
+    states: np.ndarray  # the chains' final states, one row each
+    acceptance: float  # mean acceptance rate after adaptation
+    step_size: float  # the step size used after adaptation
+
+
+class LogPartition(NamedTuple):
+    """An AIS estimate of ``log Z`` and its standard error."""
+
+    value: float
+    std: float
 
 
 def _softplus(t):
@@ -104,9 +121,9 @@ class EnergyParams:
 def mala(
     params,
     X0,
+    *,
     n_steps,
     rng,
-    *,
     expert_weight=1.0,
     step_size=None,
     adapt_steps=0,
@@ -120,8 +137,7 @@ def mala(
     Robbins-Monro rule on its logarithm toward ``target_accept``
     (0.574 is optimal for MALA, Roberts & Rosenthal 1998).
 
-    Returns the final states, the mean acceptance rate after adaptation and
-    the step size used.
+    Returns a :class:`LangevinResult`.
     """
 
     def logp(Z):
@@ -149,25 +165,28 @@ def mala(
             tau *= np.exp((rate - target_accept) / np.sqrt(step + 1.0))
         else:
             accepted.append(rate)
-    return X, (float(np.mean(accepted)) if accepted else float("nan")), tau
+    acceptance = float(np.mean(accepted)) if accepted else float("nan")
+    return LangevinResult(X, acceptance, tau)
 
 
-def annealed_importance_sampling(params, n_chains, n_temperatures, rng, n_mala_steps=1):
+def annealed_importance_sampling(params, *, n_chains, n_temperatures, rng, n_mala_steps=1):
     """``log Z`` by AIS (Neal 2001) from the base Gaussian to the model.
 
     Geometric path ``log p_beta = base + beta * experts`` over
     ``n_temperatures`` evenly spaced betas, with MALA transitions (step size
-    adapted on the base) at each. Returns ``(log_Z, standard_error)``; the
+    adapted on the base) at each. Returns a :class:`LogPartition`; the
     error of ``log Z`` is the delta-method one of the mean importance weight.
     """
     betas = np.linspace(0.0, 1.0, n_temperatures + 1)
     X = params.sample_base(n_chains, rng)
-    _, _, tau = mala(params, X, 50, rng, expert_weight=0.0, adapt_steps=50)
+    tau = mala(params, X, n_steps=50, rng=rng, expert_weight=0.0, adapt_steps=50).step_size
     log_w = np.zeros(n_chains)
     for k in range(1, len(betas)):
         log_w += (betas[k] - betas[k - 1]) * params.expert_term(X)
-        X, _, _ = mala(params, X, n_mala_steps, rng, expert_weight=betas[k], step_size=tau)
+        X = mala(
+            params, X, n_steps=n_mala_steps, rng=rng, expert_weight=betas[k], step_size=tau
+        ).states
     log_mean_w = logsumexp(log_w) - np.log(n_chains)
     w = np.exp(log_w - log_w.max())
     se = np.std(w, ddof=1) / (np.sqrt(n_chains) * w.mean())
-    return params.base_log_partition() + log_mean_w, float(se)
+    return LogPartition(params.base_log_partition() + log_mean_w, float(se))

@@ -258,11 +258,11 @@ class _BlockInverse:
         self.factors, self.layout, self.pairs = factors, layout, pairs
 
     def entries(self):
-        return self.layout.entries(*self.factors[2:])
+        return self.layout.entries(*self.factors.blocks)
 
     def band(self):
         """Dense, but exact only within the pattern (all the preconditioner reads)."""
-        return self.layout.to_dense(*self.factors[2:])
+        return self.layout.to_dense(*self.factors.blocks)
 
     def hessp(self, v):
         """The same product as :meth:`_DenseInverse.hessp`: the derivative of

@@ -20,6 +20,7 @@ matrix.
 from ._banded import band_storage, banded_cholesky, banded_solver, spd_solver, upper_band
 from ._block_tridiagonal import (
     BlockTridiagonal,
+    SelectedInverse,
     block_layout,
     selected_inverse,
     selected_inverse_derivative,
@@ -39,6 +40,7 @@ __all__ = [
     "MaskPairs",
     "PDMinimizeResult",
     "ProjectionResult",
+    "SelectedInverse",
     "as_pairs",
     "band_storage",
     "banded_cholesky",

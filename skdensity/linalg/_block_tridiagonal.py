@@ -21,16 +21,39 @@ Newton steps need only these (its gradient, Hessian products and
 preconditioner read :math:`W` within the band).
 """
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg as la
 
-__all__ = ["BlockTridiagonal", "block_layout", "selected_inverse", "selected_inverse_derivative"]
+__all__ = [
+    "SelectedInverse",
+    "BlockTridiagonal",
+    "block_layout",
+    "selected_inverse",
+    "selected_inverse_derivative",
+]
 
 # Smallest block: below it the recurrences' Python steps cost more than
 # their small matrix products.
 _MIN_BLOCK = 16
+
+
+class SelectedInverse(NamedTuple):
+    """:func:`selected_inverse`'s recurrence: inverse Schur complements ``F``,
+    ``K_I = B_I F_I``, and the inverse's diagonal ``W`` and sub-diagonal ``C``
+    blocks (its derivative reuses all four)."""
+
+    F: np.ndarray
+    K: np.ndarray
+    W: np.ndarray
+    C: np.ndarray
+
+    @property
+    def blocks(self):
+        """``(W, C)``: the inverse on the block tridiagonal pattern."""
+        return self.W, self.C
 
 
 @lru_cache(maxsize=8)
@@ -98,7 +121,6 @@ class BlockTridiagonal:
         self._off_at = (base + j * s + i)[~same]
         pad = np.arange(D, n_blocks * s)
         self._pad_at = (pad // s) * s * s + (pad % s) * (s + 1)
-        self._dense_index = None
 
     def blocks(self, theta, pad=1.0):
         """The blocks ``(A, B)`` of the symmetric matrix with free entries
@@ -120,24 +142,28 @@ class BlockTridiagonal:
         out[self._off_pairs] = C.ravel()[self._off_at]
         return out
 
+    @cached_property
+    def _dense_index(self):
+        """Where :meth:`to_dense` puts the blocks' entries (built on first use)."""
+        D, N, s = self.n_features, self.n_blocks, self.block_size
+        i, j = np.meshgrid(np.arange(s), np.arange(s), indexing="ij")
+        start = np.arange(N)[:, None, None] * s
+        r, c = (start + i).ravel(), (start + j).ravel()
+        keep = (r < D) & (c < D)
+        ro, co = (start[:-1] + s + i).ravel(), (start[:-1] + j).ravel()
+        keep_o = ro < D  # co < ro
+        return (
+            (r * D + c)[keep],
+            np.flatnonzero(keep),
+            (ro * D + co)[keep_o],
+            (co * D + ro)[keep_o],
+            np.flatnonzero(keep_o),
+        )
+
     def to_dense(self, W, C):
         """The ``(D, D)`` matrix equal to ``W, C`` on the block tridiagonal
         pattern and zero outside it."""
-        D, N, s = self.n_features, self.n_blocks, self.block_size
-        if self._dense_index is None:
-            i, j = np.meshgrid(np.arange(s), np.arange(s), indexing="ij")
-            start = np.arange(N)[:, None, None] * s
-            r, c = (start + i).ravel(), (start + j).ravel()
-            keep = (r < D) & (c < D)
-            ro, co = (start[:-1] + s + i).ravel(), (start[:-1] + j).ravel()
-            keep_o = ro < D  # co < ro
-            self._dense_index = (
-                (r * D + c)[keep],
-                np.flatnonzero(keep),
-                (ro * D + co)[keep_o],
-                (co * D + ro)[keep_o],
-                np.flatnonzero(keep_o),
-            )
+        D = self.n_features
         at, take, at_low, at_up, take_o = self._dense_index
         out = np.zeros(D * D)
         out[at] = W.ravel()[take]
@@ -160,10 +186,8 @@ def selected_inverse(A, B):
 
     Returns
     -------
-    factors : tuple of ndarray
-        ``(F, K, W, C)``: inverse Schur complements, ``K_I = B_I F_I``, and
-        the inverse's diagonal and sub-diagonal blocks; ``None`` if ``Lambda``
-        is not positive definite.
+    factors : SelectedInverse or None
+        None if ``Lambda`` is not positive definite.
 
     Examples
     --------
@@ -201,7 +225,7 @@ def selected_inverse(A, B):
     for I in range(N - 2, -1, -1):
         C[I] = -(W[I + 1] @ K[I])
         W[I] = F[I] - K[I].T @ C[I]
-    return F, K, W, C
+    return SelectedInverse(F, K, W, C)
 
 
 def selected_inverse_derivative(factors, dA, dB):
@@ -210,7 +234,7 @@ def selected_inverse_derivative(factors, dA, dB):
 
     Parameters
     ----------
-    factors : tuple
+    factors : SelectedInverse
         :func:`selected_inverse`'s result at ``Lambda``.
     dA, dB : ndarray
         Blocks of the symmetric direction ``Delta``, as for ``A, B``.
