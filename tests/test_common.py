@@ -84,6 +84,7 @@ def test_grid_search_selects_by_heldout_likelihood():
     assert search.best_params_["connectivity"] == 8
 
 
+@pytest.mark.slow
 def test_cross_val_score_parallel():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 16))
@@ -178,6 +179,7 @@ class TestBadInput:
             Est().fit(self.X * 1e200)
 
 
+@pytest.mark.slow
 def test_import_does_not_import_tensorflow():
     code = "import sys, skdensity, skdensity.datasets; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -94,6 +94,7 @@ def test_sm_loss_parameter_gradient_matches_finite_differences():
             )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["sm", "dsm", "ssm"])
 def test_learned_score_approaches_gaussian_score(objective):
     rng = np.random.default_rng(0)
@@ -137,6 +138,7 @@ def test_mala_on_a_gaussian_model_matches_exact_moments():
     np.testing.assert_allclose(np.cov(X.T), p.sigma**2 * np.eye(3), atol=0.05)
 
 
+@pytest.mark.slow
 def test_estimator_sampling_reports_acceptance():
     X = np.random.default_rng(0).normal(size=(300, 3))
     dem = DeepEnergyModel(
@@ -183,6 +185,7 @@ def test_ais_matches_grid_integration_in_2d():
     assert abs(logz - exact) < 0.05 and se < 0.05, (logz, exact, se)
 
 
+@pytest.mark.slow
 def test_reproducible_persistent_and_tensorflow_free_state(tmp_path):
     import joblib
 
@@ -203,6 +206,7 @@ def test_reproducible_persistent_and_tensorflow_free_state(tmp_path):
     assert search.best_params_["sigma"] in (0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_bad_parameters_and_non_finite_training():
     X = np.random.default_rng(0).normal(size=(100, 3))
     for bad in (dict(sigma=0.0), dict(sigma=-1.0), dict(n_hidden=0), dict(n_experts=0)):
@@ -215,6 +219,7 @@ def test_bad_parameters_and_non_finite_training():
         dem.score_samples(X[:, :2])
 
 
+@pytest.mark.slow
 def test_float32_training_tolerance():
     X = np.random.default_rng(0).normal(size=(2000, 5))
     kw = dict(
@@ -233,6 +238,7 @@ def test_float32_training_tolerance():
         assert np.abs(A - B).max() <= 1e-4 * max(np.abs(B).max(), 1e-3), name
 
 
+@pytest.mark.slow
 def test_warm_start_and_score_matching_loss():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 3)) * [1.0, 0.5, 2.0]
@@ -257,6 +263,7 @@ def test_warm_start_and_score_matching_loss():
     assert np.isclose(dem.score_matching_loss(X), dem._params().score_matching_loss(X).mean())
 
 
+@pytest.mark.slow
 def test_early_stopping_on_the_held_out_objective(capsys):
     X = np.random.default_rng(0).normal(size=(1000, 3))
     dem = DeepEnergyModel(

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
     # docs/ and examples/ side by side: the gallery is built from ../examples
     src = tmp_path / "docs"

@@ -144,6 +144,7 @@ def test_recovery_8x8_improves_with_n(Est, n_small, n_large):
     assert errs[1] < 0.03
 
 
+@pytest.mark.slow
 def test_recovery_28x28():
     P, mask = random_gmrf((28, 28), 8, seed=3)
     errs = {}
@@ -453,6 +454,7 @@ def test_masked_products_match_dense(kind):
     )
 
 
+@pytest.mark.slow
 def test_sm_certified_on_natural_patches_with_small_reg():
     # On 50,000 natural patches with reg=1e-3 the precision's entries span
     # five decades; the dual's line search used to stall on rounding at a

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 from skdensity import plotting  # noqa: E402
 
 
+@pytest.mark.slow
 def test_import_without_matplotlib_and_clear_error_when_called():
     code = (
         "import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.pyplot'] = None\n"

@@ -420,8 +420,8 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
     :math:`\log\det\Lambda - \operatorname{tr}(S\Lambda)` over positive
     definite precisions supported on the mask, by damped Newton from the
     score matching estimate (see :func:`covariance_selection`).
-    It is the within-family reference that score matching and NCE are
-    measured against, solved to a KKT residual of ``tol``.
+    It is the within-family reference for score matching and NCE, solved to
+    a KKT residual of ``tol``.
 
     Parameters
     ----------

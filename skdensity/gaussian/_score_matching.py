@@ -367,7 +367,7 @@ def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0,
 def _certificate(hessp, theta, lam_min, V, eps, pairs):
     """Relative KKT residual of the constrained score matching problem.
 
-    Stationarity is measured entrywise (its terms are dimensionless):
+    Stationarity is taken entrywise (its terms are dimensionless):
     ``P_E((S Lambda + Lambda S) / 2)`` is ``H theta / w``, with ``hessp``
     assembled from ``S`` (independent of the solver's factorisation).
     Feasibility and complementarity are relative to eps.
