@@ -2,6 +2,7 @@
 checks, model selection, persistence, bad input."""
 
 import pickle
+import warnings
 import subprocess
 import sys
 
@@ -191,6 +192,8 @@ def test_import_does_not_import_tensorflow():
     [
         MaskedGaussianSM(reg=0.0),
         MaskedGaussianMLE(reg=0.0),
+        MaskedGaussianNCE(reg=0.0, noise_ratio=2, random_state=0, max_iter=30),
+        MaskedGaussianCNCE(reg=0.0, random_state=0, max_iter=30),
         GaussianDensity(),
         ZCAWhitener(covariance_estimator=GaussianDensity()),
         TransformedDensity(ZCAWhitener(), GaussianDensity()),
@@ -202,7 +205,9 @@ def test_failed_refit_leaves_the_estimator_as_it_was(est):
     # leave the new width with the old parameters.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 16))
-    fitted = clone(est).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence of the capped NCE fits
+        fitted = clone(est).fit(X)
     before = dict(vars(fitted))
     expected = fitted.score_samples(X)
     wide = rng.normal(size=(300, 25))
@@ -212,4 +217,19 @@ def test_failed_refit_leaves_the_estimator_as_it_was(est):
     assert fitted.n_features_in_ == 16
     assert set(vars(fitted)) == set(before)
     assert all(vars(fitted)[key] is before[key] for key in before)
+    np.testing.assert_array_equal(fitted.score_samples(X), expected)
+
+
+@pytest.mark.slow
+def test_failed_refit_leaves_the_energy_model_as_it_was():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    kw = dict(n_hidden=4, n_experts=4, max_epochs=2, n_ais_temperatures=10, random_state=0)
+    fitted = DeepEnergyModel(**kw).fit(X)
+    before = dict(vars(fitted))
+    expected = fitted.score_samples(X)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fitted.fit(1e200 * rng.normal(size=(200, 7)))  # overflows float32 training
+    assert fitted.n_features_in_ == 4
+    assert all(vars(fitted)[key] is before[key] for key in before) and vars(fitted) == before
     np.testing.assert_array_equal(fitted.score_samples(X), expected)

@@ -94,6 +94,21 @@ def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False):
     return Bunch(images=images, filenames=[str(f) for f in files])
 
 
+def _check_patch_size(patch_size):
+    """``(height, width)`` as two positive ints, or a clear error."""
+    try:
+        ph, pw = patch_size
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"patch_size must be a pair (height, width), got {patch_size!r}."
+        ) from None
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in (ph, pw)):
+        raise ValueError(
+            f"patch_size must be a pair of positive integers (height, width), got {patch_size!r}."
+        )
+    return int(ph), int(pw)
+
+
 def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=None):
     """Random patches from one or more images, spread across all of them.
 
@@ -135,8 +150,8 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
         raise ValueError("images is empty.")
     if any(im.ndim != 2 for im in images):
         raise ValueError("Each image must be a 2-D grayscale array.")
-    ph, pw = patch_size
-    if not isinstance(n_patches, Integral) or n_patches < 1:
+    ph, pw = _check_patch_size(patch_size)
+    if not isinstance(n_patches, Integral) or isinstance(n_patches, bool) or n_patches < 1:
         raise ValueError(f"n_patches must be a positive integer, got {n_patches!r}.")
     counts = np.array(
         [max(im.shape[0] - ph + 1, 0) * max(im.shape[1] - pw + 1, 0) for im in images]
@@ -145,6 +160,12 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
         raise ValueError(
             f"No image is large enough for patches of size {tuple(patch_size)}: "
             f"shapes are {[im.shape for im in images]}."
+        )
+    if n_patches > counts.sum():
+        raise ValueError(
+            f"n_patches={n_patches} is more than the {counts.sum()} patch positions of size "
+            f"{(ph, pw)} in these images: ask for at most {counts.sum()} patches, or pass "
+            "smaller patches or more images."
         )
     if any(not np.all(np.isfinite(im)) for im in images):
         raise ValueError("images contain NaN or infinite values.")

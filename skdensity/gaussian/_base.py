@@ -208,7 +208,11 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
             ``log N(x | location_, inv(precision_))`` in nats.
         """
         X = validate_fitted(self, X)
-        out = self._mahalanobis(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._mahalanobis(X)
+        # A quadratic form that overflows (inf, or inf - inf = nan) is huge:
+        # the density underflows to zero.
+        out[np.isnan(out)] = np.inf
         log_det = 2.0 * np.log(np.diag(self.precision_cholesky_)).sum()
         out *= -0.5
         out += 0.5 * (log_det - X.shape[1] * np.log(2 * np.pi))
@@ -297,7 +301,8 @@ class BaseMaskedGaussian(BaseGaussian):
         out = np.empty(X.shape[0])
 
         def fill(_, rows):
-            out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
+            with np.errstate(over="ignore", invalid="ignore"):  # threads have their own
+                out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
 
         on_two_threads(X.shape[0], max(1, 2**18 // X.shape[1]), fill)
         return out

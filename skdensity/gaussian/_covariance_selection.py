@@ -41,6 +41,7 @@ from ..linalg import (
 )
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
+from ._inputs import check_moments_and_mask
 from ._score_matching import masked_score_matching
 
 __all__ = ["CovarianceSelectionInfo", "MaskedGaussianMLE", "covariance_selection"]
@@ -107,11 +108,13 @@ def covariance_selection(
     >>> bool(info.kkt_residual < 1e-8)
     True
     """
-    pairs = as_pairs(mask)
+    S, pairs = check_moments_and_mask(S, mask)
     D = pairs.n_features
     # The same KKT scale for every span: the certificate is the whole problem's.
     scale = np.abs(np.diag(S)).max()
     S_E = pairs.from_dense(S)
+    if init is not None and np.shape(init) != (D, D):
+        raise ValueError(f"init must be a ({D}, {D}) precision matrix, got shape {np.shape(init)}.")
     if init is not None and _objective(pairs.from_dense(init), S_E, pairs)[1] is None:
         raise ValueError("init must be a positive definite precision matrix.")
     # Decoupled features are exact in closed form and their edges need no solving.
@@ -512,7 +515,7 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
         # Cold starts begin at the score matching estimate (the default).
         precision, info = covariance_selection(
             S,
-            structure.mask,
+            structure.pairs,
             tol=self.tol,
             max_iter=self.max_iter,
             init=self.precision_ if warm_start else None,

@@ -199,6 +199,22 @@ def _profile_log_normalizer(a_x, a_y, nu, c):
     return c
 
 
+# KernelDensity kernels whose density is positive everywhere.
+_FULL_SUPPORT_KERNELS = {"gaussian", "exponential"}
+
+
+def _check_full_support(noise):
+    """Refuse noises known to vanish somewhere: NCE's log-ratio is infinite
+    there, and a noise that cannot reach parts of the space cannot teach the
+    model about them."""
+    kernel = getattr(noise, "kernel", None)
+    if type(noise).__name__ == "KernelDensity" and kernel not in _FULL_SUPPORT_KERNELS:
+        raise ValueError(
+            f"KernelDensity(kernel={kernel!r}) is zero beyond its bandwidth, so it cannot "
+            "serve as NCE noise (the noise must have full support); use kernel='gaussian'."
+        )
+
+
 class _NCEObjective:
     """The NCE loss in the precision's free entries, with the log-normaliser
     profiled out, and the record of the iterations.
@@ -387,6 +403,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         n_in = getattr(self.noise, "n_features_in_", D)
         if n_in != D:
             raise ValueError(f"The noise estimator was fitted on {n_in} features but X has {D}.")
+        _check_full_support(self.noise)
         return self.noise
 
     def _objective(self, X, noise, pairs, rng):
@@ -395,7 +412,13 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         centre = X.mean(axis=0) if not self.assume_centered else 0.0
         X = smooth(X, self.reg, rng)
         n_noise = max(1, int(round(self.noise_ratio * len(X))))
-        Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
+        try:
+            Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
+        except NotImplementedError as exc:
+            raise ValueError(
+                f"The noise estimator {noise!r} cannot draw samples ({str(exc) or 'its sample method is not implemented'}); "
+                "NCE needs a noise it can sample, e.g. KernelDensity(kernel='gaussian')."
+            ) from None
         if Y.shape[1] != X.shape[1]:
             raise ValueError("The noise estimator samples the wrong number of features.")
         nu = n_noise / len(X)

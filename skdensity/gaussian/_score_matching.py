@@ -48,6 +48,7 @@ from ..utils._compat import Interval, StrOptions
 from ..utils._threads import single_threaded
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
+from ._inputs import check_moments_and_mask
 
 __all__ = [
     "MaskedGaussianSM",
@@ -232,9 +233,9 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
     # The top eigenvalue of the dense S is matrix-vector products, which BLAS
     # threads speed up; every later step is a sparse solve or a small dense
     # product, on which they cost more than they save.
+    S, pairs = check_moments_and_mask(S, mask)
     eps = resolve_eps(eps, S)
     with single_threaded():
-        pairs = as_pairs(mask)
         # A lone feature's optimum is 1 / S_aa; the bound binds on it only
         # if S_aa eps >= 1 (never for eps="auto": S_aa eps <= 1/2), so the
         # search for decoupled features runs only when it could matter.
@@ -421,7 +422,8 @@ def metric_score_matching(S, A, mask, eps, *, tol=1e-8, max_iter=20000):
     >>> bool(np.allclose(P, P_sm, atol=1e-6))
     True
     """
-    pairs = as_pairs(mask)
+    S, pairs = check_moments_and_mask(S, mask)
+    A, _ = check_moments_and_mask(A, pairs)
     r, c, w = pairs.rows, pairs.cols, pairs.weights
     # d^2 / dx_p dx_q of tr(L A L S) / 2 for L = sum_p x_p E_p, symmetrised.
     H = 0.5 * (
@@ -575,7 +577,7 @@ class MaskedGaussianSM(BaseMaskedGaussian):
     def _estimate_precision(self, S, structure, warm_start, X=None):
         precision, info = masked_score_matching(
             S,
-            structure.mask,
+            structure.pairs,
             eps=self.eps,
             tol=self.tol,
             max_iter=self.max_iter,

@@ -8,6 +8,7 @@ the diagonal and 2 off it.
 """
 
 import hashlib
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +18,7 @@ from ._cholesky import CholeskyFactor
 __all__ = ["MaskPairs", "as_pairs", "diagonal_segments"]
 
 _PAIRS_CACHE = {}
+_PAIRS_LOCK = threading.Lock()  # fits and scores may run in threads (joblib, services)
 
 
 def as_pairs(mask):
@@ -31,10 +33,15 @@ def as_pairs(mask):
         return mask
     mask = np.asarray(mask, dtype=bool)
     key = (mask.shape, hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
-    pairs = _PAIRS_CACHE.pop(key, None) or MaskPairs(mask)
-    _PAIRS_CACHE[key] = pairs  # most recent last
-    while len(_PAIRS_CACHE) > 8:
-        _PAIRS_CACHE.pop(next(iter(_PAIRS_CACHE)))
+    with _PAIRS_LOCK:
+        pairs = _PAIRS_CACHE.get(key)
+    if pairs is None:
+        pairs = MaskPairs(mask)  # outside the lock: other threads need not wait
+    with _PAIRS_LOCK:
+        pairs = _PAIRS_CACHE.pop(key, pairs)  # the first one built wins
+        _PAIRS_CACHE[key] = pairs  # most recent last
+        while len(_PAIRS_CACHE) > 8:
+            _PAIRS_CACHE.pop(next(iter(_PAIRS_CACHE)))
     return pairs
 
 

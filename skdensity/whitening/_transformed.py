@@ -10,7 +10,7 @@ from ..gaussian import GaussianDensity
 from ..utils._compat import HasMethods, _fit_context
 from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import sample_from
-from ..utils._validation import restore_on_failure, validate_fitted
+from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
 from ._zca import ZCAWhitener
 
 __all__ = ["TransformedDensity", "log_abs_det_jacobian"]
@@ -49,6 +49,7 @@ def log_abs_det_jacobian(transformer, X):
     >>> log_abs_det_jacobian(StandardScaler().fit(X), X)   # -log(1 * 2)
     array([-0.69314718, -0.69314718])
     """
+    check_is_fitted(transformer)  # "not fitted" rather than "unknown Jacobian"
     n = X.shape[0]
     if hasattr(transformer, "log_abs_det_jacobian_"):
         return np.full(n, float(transformer.log_abs_det_jacobian_))
@@ -175,6 +176,7 @@ class TransformedDensity(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
+        n_samples = check_n_samples(n_samples)
         if not hasattr(self.density_, "sample"):
             raise ValueError(f"{type(self.density_).__name__} cannot be sampled.")
         Z = sample_from(self.density_, n_samples, random_state)

@@ -1,0 +1,40 @@
+"""Validation of what the solvers' public functions are given: a second-moment
+matrix and a mask of the same size."""
+
+import numpy as np
+
+from ..linalg import MaskPairs, as_pairs
+from ..masks import check_mask
+
+__all__ = ["check_moments_and_mask"]
+
+
+def check_moments_and_mask(S, mask):
+    """``S`` as a float64 array and ``mask`` as MaskPairs, or a ValueError in
+    the caller's terms.
+
+    ``S`` must be a finite, square, symmetric matrix; ``mask`` a symmetric
+    boolean pattern of the same size with a True diagonal (see
+    :func:`~skdensity.masks.check_mask`). A MaskPairs (the solvers' own
+    coordinates) is taken as already checked.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] == 0:
+        raise ValueError(f"S must be a square, non-empty 2-D matrix, got shape {S.shape}.")
+    if not np.all(np.isfinite(S)):
+        raise ValueError("S contains NaN or infinite values.")
+    asymmetry = np.abs(S - S.T).max()
+    if asymmetry > 1e-10 * max(np.abs(S).max(), np.finfo(float).tiny):
+        i, j = np.unravel_index(np.argmax(np.abs(S - S.T)), S.shape)
+        raise ValueError(
+            f"S must be symmetric: S[{i}, {j}] = {S[i, j]:.6g} but S[{j}, {i}] = {S[j, i]:.6g}."
+        )
+    if isinstance(mask, MaskPairs):
+        if mask.n_features != S.shape[0]:
+            raise ValueError(f"The mask has {mask.n_features} features but S has {S.shape[0]}.")
+        return S, mask
+    try:
+        mask = check_mask(mask, S.shape[0])
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("the data have", "S has")) from None
+    return S, as_pairs(mask)

@@ -1,0 +1,163 @@
+"""Reliability: public functions check what they are given, no NaN from finite
+input, noise models that cannot serve are refused, helpers speak the user's
+terms, and threads give the sequential results."""
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from joblib import parallel_backend
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+
+from skdensity import (
+    GaussianDensity,
+    MaskedGaussianCNCE,
+    MaskedGaussianMLE,
+    MaskedGaussianNCE,
+    MaskedGaussianSM,
+    TransformedDensity,
+    ZCAWhitener,
+    covariance_selection,
+    grid_mask,
+    log_abs_det_jacobian,
+    masked_score_matching,
+)
+from skdensity.datasets import extract_patches, load_natural_images
+
+from .conftest import random_gmrf, sample_gmrf
+
+SOLVERS = [covariance_selection, masked_score_matching]
+
+
+@pytest.fixture(scope="module")
+def gmrf_data():
+    P, _ = random_gmrf((4, 4), 8, seed=1)
+    return sample_gmrf(P, 400, seed=2)
+
+
+@pytest.mark.parametrize("solve", SOLVERS, ids=lambda f: f.__name__)
+def test_public_solvers_check_shapes_symmetry_and_diagonal(solve, gmrf_data):
+    S = np.cov(gmrf_data.T, bias=True)
+    with pytest.raises(ValueError, match=r"mask has shape \(9, 9\) but S has 16 features"):
+        solve(S, grid_mask((3, 3)))
+    lopsided = grid_mask((4, 4))
+    lopsided[0, 10] = True
+    with pytest.raises(ValueError, match=r"mask must be symmetric: entry \(0, 10\)"):
+        solve(S, lopsided)
+    no_diagonal = grid_mask((4, 4))
+    no_diagonal[3, 3] = False
+    with pytest.raises(ValueError, match="True diagonal"):
+        solve(S, no_diagonal)
+    skewed = S.copy()
+    skewed[0, 1] += 1.0
+    with pytest.raises(ValueError, match=r"S must be symmetric: S\[0, 1\]"):
+        solve(skewed, grid_mask((4, 4)))
+    with pytest.raises(ValueError, match="square"):
+        solve(S[:, :15], grid_mask((4, 4)))
+    bad = S.copy()
+    bad[2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        solve(bad, grid_mask((4, 4)))
+
+
+def test_covariance_selection_checks_the_start(gmrf_data):
+    S = np.cov(gmrf_data.T, bias=True)
+    with pytest.raises(ValueError, match=r"init must be a \(16, 16\) precision matrix"):
+        covariance_selection(S, grid_mask((4, 4)), init=np.eye(9))
+
+
+ESTIMATORS = [
+    MaskedGaussianSM(),
+    MaskedGaussianMLE(),
+    MaskedGaussianNCE(noise_ratio=2, random_state=0, max_iter=50),
+    MaskedGaussianCNCE(random_state=0, max_iter=50),
+    GaussianDensity(),
+    ZCAWhitener(),
+    TransformedDensity(),
+]
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_score_samples_is_never_nan_for_finite_input(est, gmrf_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence of the capped NCE fits
+        fitted = clone(est).fit(gmrf_data)
+    X = np.vstack([gmrf_data[:3] * 1e154, gmrf_data[:1] * 1e200, gmrf_data[:2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no overflow warning either
+        out = fitted.score_samples(X)
+    assert not np.any(np.isnan(out))
+    assert np.all(out[:4] == -np.inf) and np.all(np.isfinite(out[4:]))
+
+
+@pytest.mark.parametrize(
+    "kernel, message",
+    [
+        ("tophat", r"KernelDensity\(kernel='tophat'\) is zero beyond its bandwidth"),
+        ("epanechnikov", r"KernelDensity\(kernel='epanechnikov'\) is zero beyond"),
+        ("exponential", r"kernel='exponential'\).*cannot draw samples"),
+    ],
+)
+def test_nce_refuses_noise_that_cannot_serve(kernel, message, gmrf_data):
+    noise = KernelDensity(kernel=kernel, bandwidth=0.5).fit(gmrf_data)
+    with pytest.raises(ValueError, match=message):
+        MaskedGaussianNCE(noise=noise, noise_ratio=2, random_state=0).fit(gmrf_data)
+
+
+@pytest.mark.parametrize(
+    "patch_size, n_patches, message",
+    [
+        ((0, 5), 10, r"positive integers \(height, width\), got \(0, 5\)"),
+        ((-3, 5), 10, r"positive integers \(height, width\), got \(-3, 5\)"),
+        (5, 10, r"must be a pair \(height, width\), got 5"),
+        ((8, 8), 10**9, r"n_patches=1000000000 is more than the \d+ patch positions"),
+    ],
+)
+def test_extract_patches_errors_say_what_is_wrong(patch_size, n_patches, message):
+    with pytest.raises(ValueError, match=message):
+        extract_patches(load_natural_images().images, patch_size, n_patches, random_state=0)
+
+
+def test_helper_messages_are_in_the_users_terms(gmrf_data):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="ZCAWhitener instance is not fitted"):
+        log_abs_det_jacobian(ZCAWhitener(), gmrf_data)
+    fitted = TransformedDensity().fit(gmrf_data)
+    with pytest.raises(ValueError, match="n_samples must be a positive integer, got 0"):
+        fitted.sample(0)
+
+
+@pytest.mark.parametrize("Est", [MaskedGaussianSM, MaskedGaussianMLE])
+def test_fits_and_scores_in_threads_equal_sequential_ones(Est):
+    # Different masks and data per task, so that the shared caches are
+    # filled, evicted and read concurrently.
+    tasks = []
+    for seed, (shape, conn) in enumerate([((6, 6), 8), ((5, 7), 4), ((6, 6), 4), ((4, 9), 8)] * 3):
+        P, _ = random_gmrf(shape, conn, seed=seed)
+        tasks.append((Est(image_shape=shape, connectivity=conn), sample_gmrf(P, 300, seed=seed)))
+
+    def run(task):
+        est, X = task
+        fitted = clone(est).fit(X)
+        return fitted.precision_, fitted.score_samples(X)
+
+    sequential = [run(task) for task in tasks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(run, tasks))
+    for (P1, s1), (P2, s2) in zip(sequential, threaded):
+        np.testing.assert_array_equal(P1, P2)
+        np.testing.assert_array_equal(s1, s2)
+
+
+def test_grid_search_on_the_threading_backend(gmrf_data):
+    grid = {"connectivity": [4, 8], "reg": [0.01, 0.1]}
+    with parallel_backend("threading", n_jobs=2):
+        threaded = GridSearchCV(MaskedGaussianSM(), grid, cv=3, n_jobs=2).fit(gmrf_data)
+    sequential = GridSearchCV(MaskedGaussianSM(), grid, cv=3, n_jobs=1).fit(gmrf_data)
+    np.testing.assert_array_equal(
+        threaded.cv_results_["mean_test_score"], sequential.cv_results_["mean_test_score"]
+    )
