@@ -2,9 +2,9 @@
 checks, model selection, persistence, bad input."""
 
 import pickle
-import warnings
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
