@@ -415,8 +415,9 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         try:
             Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
         except NotImplementedError as exc:
+            reason = str(exc) or "its sample method is not implemented"
             raise ValueError(
-                f"The noise estimator {noise!r} cannot draw samples ({str(exc) or 'its sample method is not implemented'}); "
+                f"The noise estimator {noise!r} cannot draw samples ({reason}); "
                 "NCE needs a noise it can sample, e.g. KernelDensity(kernel='gaussian')."
             ) from None
         if Y.shape[1] != X.shape[1]:
