@@ -26,6 +26,7 @@ from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
+from ._inputs import unit_scale
 from ._moments import Moments
 
 __all__ = ["BaseGaussian", "BaseMaskedGaussian", "GaussianDensity", "GaussianFit", "MaskedFit"]
@@ -169,9 +170,10 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         # A Gram matrix is PSD up to rounding of at most n u tr(cov) (u the
         # unit roundoff): a larger floor proves S positive definite without
         # a factorisation; otherwise check with one.
+        c2 = unit_scale(S)  # a clear error where the precision is not representable
         if self.reg <= 4 * moments.n_samples * np.finfo(float).eps * np.trace(cov):
             try:
-                la.cholesky(S, lower=True)
+                la.cholesky(S / c2, lower=True)
             except la.LinAlgError:
                 raise ValueError(
                     "The empirical covariance is singular (some features are "
@@ -362,7 +364,8 @@ class GaussianDensity(BaseGaussian):
         self.assume_centered = assume_centered
 
     def _estimate_precision(self, S, structure, warm_start, X=None):
-        L = la.cholesky(S, lower=True)  # S is checked positive definite
-        precision = la.cho_solve((L, True), np.eye(len(S)))
+        c2 = unit_scale(S)  # the inverse of data of any scale, in units where it is O(1)
+        L = la.cholesky(S / c2, lower=True)  # S is checked positive definite
+        precision = la.cho_solve((L, True), np.eye(len(S))) / c2
         precision = 0.5 * (precision + precision.T)
         return _FullGaussianFit(precision=precision, covariance=S)

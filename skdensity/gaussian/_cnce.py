@@ -14,10 +14,12 @@ from ..exceptions import SeparableNoiseWarning
 from ..linalg import minimize_pd, sqrtm_rows
 from ..utils._compat import Interval, StrOptions
 from ..utils._random import standard_normal
+from ._inputs import unit_scale
 from ._nce import (
     _SEPARABLE,
     BaseMaskedNCE,
     NoiseContrastiveFit,
+    _Units,
     smooth,
     start_and_preconditioner,
 )
@@ -29,6 +31,9 @@ __all__ = ["MaskedGaussianCNCE", "cnce_loss"]
 # "auto" noise scale: the initial cNCE loss sits at this fraction of its
 # vanishing-noise limit log 2 (see MaskedGaussianCNCE).
 _AUTO_LOSS_FRACTION = 0.9
+# Below this noise scale (relative to the data's) the loss's departure from
+# log 2, of order scale^2, drowns in its rounding.
+_MIN_NOISE_SCALE = 1e-6
 
 
 def cnce_loss(g):
@@ -234,11 +239,11 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _noisy_pairs(self, X, S, pairs, theta0, rng):
+    def _noisy_pairs(self, X, S, pairs, theta0, rng, reg):
         """Each (smoothed, centred) sample repeated per draw, and the noise
         directions ``M xi`` with their mirror images."""
         centre = 0.0 if self.assume_centered else X.mean(axis=0)
-        X = smooth(X, self.reg, rng)
+        X = smooth(X, reg, rng)
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
         xi = standard_normal(rng, Xr.shape)
         if self.noise_shape == "score_matching":  # N(0, inv(Lambda_SM)); the start is PD
@@ -254,12 +259,25 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         rng = check_random_state(self.random_state)
         pairs = structure.pairs
         eps = resolve_eps(self.eps, S)
+        # Solved in units where the mean variance is about 1 (see unit_scale);
+        # isotropic noise is in data units, the other shapes scale with the data.
+        c2 = unit_scale(S)
+        units = _Units(c2)
+        noise_unit = units.c if self.noise_shape == "isotropic" else 1.0
+        S, X, eps = S / c2, units.to_unit(X), eps * c2
         theta0, precondition = start_and_preconditioner(S, pairs, eps)
-        Xr, direction = self._noisy_pairs(X, S, pairs, theta0, rng)
+        Xr, direction = self._noisy_pairs(X, S, pairs, theta0, rng, self.reg / c2)
         if self.noise_scale == "auto":
             scale = self._auto_scale(pairs, Xr, direction, theta0)
         else:
-            scale = float(self.noise_scale)
+            scale = float(self.noise_scale) / noise_unit
+            if scale < _MIN_NOISE_SCALE:
+                raise ValueError(
+                    f"noise_scale={self.noise_scale:g} is too small for these data: the "
+                    "classification loss equals log 2 to rounding and carries no "
+                    f"information. Use noise_scale='auto' or at least "
+                    f"{_MIN_NOISE_SCALE * noise_unit:.3g}."
+                )
         # Features of log p(x) - log p(x + scale * direction), per pair.
         Phi = QuadraticFeatures(
             pairs,
@@ -290,7 +308,7 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
                 SeparableNoiseWarning,
                 stacklevel=2,
             )
-        return _CNCEFit(
+        fit = _CNCEFit(
             precision=pairs.to_dense(result.x),
             n_iter=result.n_iter,
             kkt_residual=result.kkt_residual,
@@ -298,8 +316,9 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
             eps=eps,
             loss_curve=np.asarray(objective.curve),
             accuracy=accuracy,
-            noise_scale=scale,
+            noise_scale=scale * noise_unit,
         )
+        return fit.in_data_units(c2)
 
     def _auto_scale(self, pairs, Xr, direction, theta0, n_max=4000):
         """Bisection on log(scale) for the initial loss 0.9 log 2."""

@@ -24,7 +24,7 @@ are split off and solved in closed form (:mod:`._decoupling`). See
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -41,7 +41,7 @@ from ..linalg import (
 )
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
-from ._inputs import check_moments_and_mask
+from ._inputs import check_moments_and_mask, unit_scale
 from ._score_matching import masked_score_matching
 
 __all__ = ["CovarianceSelectionInfo", "MaskedGaussianMLE", "covariance_selection"]
@@ -109,6 +109,18 @@ def covariance_selection(
     True
     """
     S, pairs = check_moments_and_mask(S, mask)
+    c2 = unit_scale(S)
+    if c2 != 1.0:  # solve in units where the mean variance is about 1
+        precision, info = covariance_selection(
+            S / c2,
+            pairs,
+            tol=tol,
+            max_iter=max_iter,
+            init=None if init is None else init * c2,
+            max_dense_pairs=max_dense_pairs,
+            verbose=verbose,
+        )
+        return precision / c2, replace(info, min_eigenvalue=info.min_eigenvalue / c2)
     D = pairs.n_features
     # The same KKT scale for every span: the certificate is the whole problem's.
     scale = np.abs(np.diag(S)).max()

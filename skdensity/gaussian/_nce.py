@@ -11,7 +11,7 @@ quasi-Newton (:func:`skdensity.linalg.minimize_pd`).
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..utils._random import sample_from, standard_normal
 from ..utils._threads import single_threaded
 from ._base import BaseMaskedGaussian, GaussianDensity, MaskedFit
 from ._covariance_selection import MaskedGaussianMLE
+from ._inputs import unit_scale
 from ._quadratic_features import QuadraticFeatures
 from ._score_matching import _solve_score_matching, resolve_eps, score_matching_system
 
@@ -126,6 +127,50 @@ class NoiseContrastiveFit(MaskedFit):
     eps: float
     loss_curve: np.ndarray
     accuracy: float
+
+    def in_data_units(self, c2):
+        """The fit of data ``c`` times larger (``c2 = c^2``): the precision
+        and its bounds scale by ``1 / c2``."""
+        if c2 == 1.0:
+            return self
+        return replace(
+            self,
+            precision=self.precision / c2,
+            min_eigenvalue=self.min_eigenvalue / c2,
+            eps=self.eps / c2,
+        )
+
+
+class _Units:
+    """The data in units where the mean variance is about 1: ``x / c``."""
+
+    def __init__(self, c2):
+        self.c2, self.c = c2, np.sqrt(c2)
+
+    def to_unit(self, X):
+        return X if self.c2 == 1.0 else X / self.c
+
+    def noise(self, noise):
+        """``noise`` as a density of ``x / c``."""
+        return noise if self.c2 == 1.0 else _ScaledNoise(noise, self.c)
+
+
+class _ScaledNoise:
+    """A fitted density of ``x``, seen as the density of ``x / c``."""
+
+    def __init__(self, noise, c):
+        self.noise, self.c = noise, c
+
+    def score_samples(self, Z):
+        return np.asarray(self.noise.score_samples(Z * self.c), dtype=float) + Z.shape[1] * np.log(
+            self.c
+        )
+
+    def sample(self, n_samples=1, random_state=None):
+        return sample_from(self.noise, n_samples, random_state) / self.c
+
+    def __repr__(self):
+        return repr(self.noise)
 
 
 class BaseMaskedNCE(BaseMaskedGaussian):
@@ -406,11 +451,11 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         _check_full_support(self.noise)
         return self.noise
 
-    def _objective(self, X, noise, pairs, rng):
+    def _objective(self, X, noise, pairs, rng, reg):
         """The NCE objective of ``X`` against draws of ``noise``."""
         # The model's mean is the data's (location_), not the smoothed draw's.
         centre = X.mean(axis=0) if not self.assume_centered else 0.0
-        X = smooth(X, self.reg, rng)
+        X = smooth(X, reg, rng)
         n_noise = max(1, int(round(self.noise_ratio * len(X))))
         try:
             Y = sample_from(noise, n_noise, int(rng.randint(2**31 - 1)))
@@ -443,8 +488,12 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         rng = check_random_state(self.random_state)
         pairs = structure.pairs
         noise = self._fit_noise(X)
-        objective = self._objective(X, noise, pairs, rng)
         eps = resolve_eps(self.eps, S)
+        # Solved in units where the mean variance is about 1 (see unit_scale).
+        c2 = unit_scale(S)
+        units = _Units(c2)
+        S, X, eps = S / c2, units.to_unit(X), eps * c2
+        objective = self._objective(X, units.noise(noise), pairs, rng, self.reg / c2)
         theta0, precondition = start_and_preconditioner(S, pairs, eps)
         result = minimize_pd(
             objective,
@@ -471,7 +520,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
                 SeparableNoiseWarning,
                 stacklevel=2,
             )
-        return _NCEFit(
+        fit = _NCEFit(
             precision=pairs.to_dense(theta),
             n_iter=result.n_iter,
             kkt_residual=result.kkt_residual,
@@ -483,6 +532,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
             log_normalizer=float(objective.c),
             normalizer_gap=float(gap),
         )
+        return fit.in_data_units(c2)
 
 
 @dataclass(frozen=True)
@@ -490,3 +540,9 @@ class _NCEFit(NoiseContrastiveFit):
     noise: object
     log_normalizer: float
     normalizer_gap: float
+
+    def in_data_units(self, c2):
+        fit = super().in_data_units(c2)
+        # p(x) = p'(x / c) / c^D: the log-normaliser moves by -D log c.
+        shift = 0.5 * self.precision.shape[0] * np.log(c2)
+        return replace(fit, log_normalizer=self.log_normalizer - shift)

@@ -24,7 +24,7 @@ complementarity. See :doc:`/design` for why this method.
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from numbers import Real
 
@@ -48,7 +48,7 @@ from ..utils._compat import Interval, StrOptions
 from ..utils._threads import single_threaded
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
-from ._inputs import check_moments_and_mask
+from ._inputs import check_moments_and_mask, unit_scale
 
 __all__ = [
     "MaskedGaussianSM",
@@ -105,6 +105,11 @@ class ScoreMatchingSystem:
     solve: callable
 
 
+# The bounds eps the solvers certify, relative to 1 / lambda_max(S): below, the
+# complementarity of a pinned direction cannot be resolved in float64.
+_EPS_RANGE = (1e-4, 100.0)
+
+
 def resolve_eps(eps, S):
     """The lower bound on the precision's eigenvalues.
 
@@ -113,8 +118,17 @@ def resolve_eps(eps, S):
     pinned eigen-direction is ``1 / eps``). A much smaller bound lets a
     pinned direction carry huge variance and ruins samples.
     """
+    top = top_eigenvalue(S)
     if isinstance(eps, str):  # "auto"
-        return 0.5 / top_eigenvalue(S)
+        return 0.5 / top
+    ratio = float(eps) * top
+    if not _EPS_RANGE[0] <= ratio <= _EPS_RANGE[1]:
+        raise ValueError(
+            f"eps={eps:g} is {ratio:.3g} times 1 / lambda_max(S) = {1 / top:.3g}, the data's "
+            f"smallest precision scale; the solvers certify bounds from {_EPS_RANGE[0]:g} "
+            f"to {_EPS_RANGE[1]:g} times it (eps='auto' is 0.5 times). A much smaller bound "
+            "also lets a pinned direction take a variance far beyond the data's."
+        )
     return float(eps)
 
 
@@ -234,7 +248,18 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
     # threads speed up; every later step is a sparse solve or a small dense
     # product, on which they cost more than they save.
     S, pairs = check_moments_and_mask(S, mask)
+    c2 = unit_scale(S)
     eps = resolve_eps(eps, S)
+    if c2 != 1.0:  # solve in units where the mean variance is about 1
+        precision, info = masked_score_matching(
+            S / c2, pairs, eps=eps * c2, tol=tol, max_iter=max_iter, init=init, verbose=verbose
+        )
+        return precision / c2, replace(
+            info,
+            eps=info.eps / c2,
+            min_eigenvalue=info.min_eigenvalue / c2,
+            unconstrained_min_eigenvalue=info.unconstrained_min_eigenvalue / c2,
+        )
     with single_threaded():
         # A lone feature's optimum is 1 / S_aa; the bound binds on it only
         # if S_aa eps >= 1 (never for eps="auto": S_aa eps <= 1/2), so the

@@ -227,6 +227,11 @@ class ZCAWhitener(
         covariance or precision to whiten with."""
         if self.covariance_estimator is None:
             moments = Moments.of(X)
+            if not np.all(np.isfinite(moments.covariance)):
+                raise ValueError(
+                    "The covariance of X is not finite: values are too large "
+                    "(overflow). Rescale the data."
+                )
             return None, moments.mean, dict(covariance=moments.covariance)
         est = clone(self.covariance_estimator).fit(X)
         location = np.asarray(getattr(est, "location_", X.mean(axis=0)), dtype=float)
