@@ -161,3 +161,89 @@ def test_grid_search_on_the_threading_backend(gmrf_data):
     np.testing.assert_array_equal(
         threaded.cv_results_["mean_test_score"], sequential.cv_results_["mean_test_score"]
     )
+
+
+SCALES = [1e-120, 1e-100, 1e-30, 1e30, 1e100, 1e120, 2.0**-330, 2.0**330]
+
+
+@pytest.mark.parametrize(
+    "est, rtol",
+    [
+        (MaskedGaussianSM(reg=0.0), 1e-6),
+        (MaskedGaussianMLE(reg=0.0), 1e-6),
+        (GaussianDensity(), 1e-9),
+        (MaskedGaussianNCE(reg=0.0, noise_ratio=2, random_state=0), 1e-3),
+        (MaskedGaussianCNCE(reg=0.0, random_state=0), 1e-3),
+        (ZCAWhitener(), 1e-9),
+    ],
+    ids=lambda e: type(e).__name__ if not isinstance(e, float) else "",
+)
+def test_estimates_are_equivariant_under_scaling(est, rtol, gmrf_data):
+    # Data a times larger: precision / a^2 (whitening / a), the same
+    # log-likelihood up to -D log a, and the same certificate.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no convergence or overflow warning at any scale
+        reference = clone(est).fit(gmrf_data)
+        expected = reference.score_samples(gmrf_data)
+        for a in SCALES:
+            scaled = clone(est).fit(a * gmrf_data)
+            if hasattr(reference, "precision_"):
+                np.testing.assert_allclose(
+                    scaled.precision_ * a**2,
+                    reference.precision_,
+                    rtol=rtol,
+                    atol=rtol * np.abs(reference.precision_).max(),
+                )
+            else:
+                np.testing.assert_allclose(scaled.whitening_ * a, reference.whitening_, rtol=rtol)
+            np.testing.assert_allclose(
+                scaled.score_samples(a * gmrf_data) + 16 * np.log(a),
+                expected,
+                rtol=rtol,
+                atol=rtol * np.abs(expected).max(),
+            )
+
+
+@pytest.mark.parametrize("a", [1e-160, 1e155, 1e160])
+@pytest.mark.parametrize(
+    "est",
+    [
+        MaskedGaussianSM(reg=0.0),
+        MaskedGaussianMLE(reg=0.0),
+        GaussianDensity(),
+        MaskedGaussianNCE(reg=0.0),
+        MaskedGaussianCNCE(reg=0.0),
+        ZCAWhitener(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_beyond_float64s_reach_one_clear_error(est, a, gmrf_data):
+    with pytest.raises(ValueError, match="Rescale the data"):
+        clone(est).fit(a * gmrf_data)
+
+
+@pytest.mark.parametrize("eps", [1e-300, 1e-12, 1e300])
+@pytest.mark.parametrize(
+    "Est", [MaskedGaussianSM, MaskedGaussianNCE, MaskedGaussianCNCE], ids=lambda E: E.__name__
+)
+def test_eps_outside_what_the_solvers_certify_is_refused(Est, eps, gmrf_data):
+    with pytest.raises(ValueError, match=r"eps=.* times 1 / lambda_max\(S\)"):
+        Est(eps=eps).fit(gmrf_data)
+    with pytest.raises(ValueError, match=r"eps=.* times 1 / lambda_max\(S\)"):
+        masked_score_matching(np.cov(gmrf_data.T), grid_mask((4, 4)), eps=eps)
+
+
+@pytest.mark.parametrize("shape", ["isotropic", "score_matching"])
+def test_cnce_noise_scale_below_rounding_is_refused(shape, gmrf_data):
+    with pytest.raises(ValueError, match="noise_scale=1e-300 is too small"):
+        MaskedGaussianCNCE(noise_shape=shape, noise_scale=1e-300).fit(gmrf_data)
+
+
+def test_gaussian_on_rank_deficient_whitened_patches_is_a_clear_error():
+    # Each patch's mean removed: rank one short, which rounding hides from
+    # a plain Cholesky factorisation of the whitened covariance.
+    P = extract_patches(load_natural_images().images, (12, 12), 3000, random_state=0)
+    Z = ZCAWhitener(eps=0.01).fit_transform(P - P.mean(axis=1, keepdims=True))
+    with pytest.raises(ValueError, match="covariance is singular .* set reg > 0"):
+        GaussianDensity().fit(Z)
+    assert np.all(np.isfinite(GaussianDensity(reg=1e-3).fit(Z).score_samples(Z)))

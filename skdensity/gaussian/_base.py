@@ -26,7 +26,7 @@ from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
-from ._inputs import unit_scale
+from ._inputs import check_variance_range, numerically_definite, unit_scale
 from ._moments import Moments
 
 __all__ = ["BaseGaussian", "BaseMaskedGaussian", "GaussianDensity", "GaussianFit", "MaskedFit"]
@@ -171,14 +171,13 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         # unit roundoff): a larger floor proves S positive definite without
         # a factorisation; otherwise check with one.
         c2 = unit_scale(S)  # a clear error where the precision is not representable
+        check_variance_range(S, reg=self.reg)
         if self.reg <= 4 * moments.n_samples * np.finfo(float).eps * np.trace(cov):
-            try:
-                la.cholesky(S / c2, lower=True)
-            except la.LinAlgError:
+            if not numerically_definite(S / c2):
                 raise ValueError(
                     "The empirical covariance is singular (some features are "
                     "constant or collinear); set reg > 0 to add a variance floor."
-                ) from None
+                )
         return S
 
     def _set_fitted(self, moments, structure, estimate):

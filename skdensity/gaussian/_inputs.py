@@ -2,11 +2,12 @@
 matrix and a mask of the same size."""
 
 import numpy as np
+import scipy.linalg as la
 
 from ..linalg import MaskPairs, as_pairs
 from ..masks import check_mask
 
-__all__ = ["check_moments_and_mask", "unit_scale"]
+__all__ = ["check_moments_and_mask", "check_variance_range", "numerically_definite", "unit_scale"]
 
 # Second moments whose mean variance lies in this range are solved as they
 # are; outside it, in units where it is about 1.
@@ -36,7 +37,7 @@ def check_moments_and_mask(S, mask):
         raise ValueError(
             f"S must be symmetric: S[{i}, {j}] = {S[i, j]:.6g} but S[{j}, {i}] = {S[j, i]:.6g}."
         )
-    if isinstance(mask, MaskPairs):
+    if isinstance(mask, MaskPairs):  # a solver's own call: S was checked by its caller
         if mask.n_features != S.shape[0]:
             raise ValueError(f"The mask has {mask.n_features} features but S has {S.shape[0]}.")
         return S, mask
@@ -44,6 +45,18 @@ def check_moments_and_mask(S, mask):
         mask = check_mask(mask, S.shape[0])
     except ValueError as exc:
         raise ValueError(str(exc).replace("the data have", "S has")) from None
+    zero = np.flatnonzero(~(np.diag(S) > 0))
+    if zero.size:
+        raise ValueError(
+            f"S is not positive definite: feature(s) {zero[:5].tolist()} have zero "
+            "variance. Use reg > 0."
+        )
+    check_variance_range(S)
+    if not numerically_definite(S / unit_scale(S)):
+        raise ValueError(
+            "S is not positive definite (some features are constant or collinear): "
+            "add a variance floor, S + reg * I with reg > 0."
+        )
     return S, as_pairs(mask)
 
 
@@ -69,3 +82,40 @@ def unit_scale(S):
     if _ORDINARY[0] <= mean_variance <= _ORDINARY[1]:
         return 1.0
     return 2.0 ** round(np.log2(mean_variance))
+
+
+def numerically_definite(S):
+    """Whether every feature keeps a share of its variance that rounding
+    cannot erase once the others are known.
+
+    The squared Cholesky pivots over the diagonal are ``1 - R^2`` of each
+    feature regressed on the previous ones: a collinear or constant feature
+    leaves rounding there (and a factorisation may still succeed on it),
+    so a share below ``1000 D`` unit roundoffs counts as singular.
+    """
+    diagonal = np.diag(S)
+    if not np.all(diagonal > 0):
+        return False
+    try:
+        L = la.cholesky(S, lower=True)
+    except la.LinAlgError:
+        return False
+    unexplained = np.diag(L) ** 2 / diagonal
+    return bool(unexplained.min() > 1e3 * len(S) * np.finfo(float).eps)
+
+
+def check_variance_range(S, reg=None):
+    """A clear error when the variances span more decades than float64 can
+    resolve in one precision matrix (most often constant features beside
+    large ones, with a floor too small for the data's scale)."""
+    diagonal = np.diag(S)
+    largest, smallest = diagonal.max(), diagonal.min()
+    if smallest <= 0 or largest / smallest <= 1.0 / (1e3 * len(S) * np.finfo(float).eps):
+        return  # zero variances are the singularity checks' to report
+    floor = "reg" if reg is not None else "the variance floor added to S"
+    raise ValueError(
+        f"The variances range from {smallest:.3g} to {largest:.3g}, more than float64 "
+        "can resolve in one precision matrix (constant features beside large ones?): "
+        f"raise {floor} to about {1e-6 * largest:.3g} (1e-6 of the largest variance) "
+        "or standardise the features."
+    )

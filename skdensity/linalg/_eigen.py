@@ -23,8 +23,7 @@ def bottom_eig(A, k=1):
     D = A.shape[0]
     k = min(k, D)
     if not (sp.issparse(A) and D > 200):
-        A = A.toarray() if sp.issparse(A) else A
-        return la.eigh(A, subset_by_index=[0, k - 1])
+        return _dense_bottom(A.toarray() if sp.issparse(A) else A, k)
     ab = upper_band(A)
     shift, factor = shift_below_spectrum(ab) if ab is not None else (None, None)
     if factor is not None and k == 1:
@@ -47,9 +46,16 @@ def bottom_eig(A, k=1):
                 # larger one resolves it.
                 w, U = eigsh(A, k=k, tol=0, v0=np.ones(D), ncv=min(D, max(64, 4 * k)), **kwargs)
     except ArpackNoConvergence:
-        return la.eigh(A.toarray(), subset_by_index=[0, k - 1])  # LAPACK always works
+        return _dense_bottom(A.toarray(), k)  # LAPACK always works
     order = np.argsort(w)
     return w[order], U[:, order]
+
+
+def _dense_bottom(A, k):
+    """LAPACK's ``k`` smallest eigenpairs, by divide and conquer: the subset
+    driver (syevr) fails with "Internal Error" on nearly scalar matrices."""
+    w, U = la.eigh(A, driver="evd")
+    return w[:k], U[:, :k]
 
 
 def _shift_invert_lanczos(solve, shift, D, max_steps=40, rtol=1e-13):
@@ -93,7 +99,9 @@ def top_eigenvalue(S):
     results would depend on what ran before in the process.
     """
     if S.shape[0] <= 50:
-        return la.eigh(S, eigvals_only=True, subset_by_index=[S.shape[0] - 1] * 2)[0]
+        # All eigenvalues by divide and conquer: LAPACK's subset driver (syevr)
+        # fails with "Internal Error" on nearly scalar matrices.
+        return la.eigh(S, eigvals_only=True, driver="evd")[-1]
     v0 = np.random.default_rng(0).uniform(0.5, 1.5, S.shape[0])
     return eigsh(S, k=1, which="LA", return_eigenvectors=False, tol=1e-10, v0=v0)[0]
 

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import IllConditionedWarning
+from ..gaussian._inputs import unit_scale
 from ..gaussian._moments import Moments
 from ..utils._compat import HasMethods, Interval, _fit_context
 from ..utils._mixins import MeanLogLikelihoodMixin
@@ -226,12 +227,14 @@ class ZCAWhitener(
         """The fitted covariance estimator (or None), the mean, and the
         covariance or precision to whiten with."""
         if self.covariance_estimator is None:
-            moments = Moments.of(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+                moments = Moments.of(X)
             if not np.all(np.isfinite(moments.covariance)):
                 raise ValueError(
                     "The covariance of X is not finite: values are too large "
                     "(overflow). Rescale the data."
                 )
+            unit_scale(moments.covariance)  # a clear error beyond float64's reach
             return None, moments.mean, dict(covariance=moments.covariance)
         est = clone(self.covariance_estimator).fit(X)
         location = np.asarray(getattr(est, "location_", X.mean(axis=0)), dtype=float)
