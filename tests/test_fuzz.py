@@ -36,7 +36,7 @@ from skdensity import (
     zca_whitening,
 )
 
-EXAMPLES = int(os.environ.get("SKDENSITY_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SKDENSITY_FUZZ_EXAMPLES", "60"))
 PACKAGE = str(Path(__file__).resolve().parents[1] / "skdensity")
 # Where scikit-learn raises for input that is the user's to fix (too few
 # samples, NaN in X): its validation module, not its numerics.

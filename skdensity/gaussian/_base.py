@@ -26,7 +26,12 @@ from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
-from ._inputs import check_variance_range, numerically_definite, unit_scale
+from ._inputs import (
+    check_variance_range,
+    factorisation_errors_as_value_errors,
+    numerically_definite,
+    unit_scale,
+)
 from ._moments import Moments
 
 __all__ = ["BaseGaussian", "BaseMaskedGaussian", "GaussianDensity", "GaussianFit", "MaskedFit"]
@@ -151,10 +156,11 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         """The named steps of a fit from sufficient statistics."""
         structure = self._structure(moments.n_features)
         S = self._regularized_covariance(moments)
-        estimate = self._estimate_precision(
-            S, structure, warm_start, X if self._needs_samples else None
-        )
-        self._set_fitted(moments, structure, estimate)
+        with factorisation_errors_as_value_errors():
+            estimate = self._estimate_precision(
+                S, structure, warm_start, X if self._needs_samples else None
+            )
+            self._set_fitted(moments, structure, estimate)
         return self
 
     def _regularized_covariance(self, moments):

@@ -41,7 +41,11 @@ from ..linalg import (
 )
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
-from ._inputs import check_moments_and_mask, unit_scale
+from ._inputs import (
+    check_moments_and_mask,
+    factorisation_errors_as_value_errors,
+    unit_scale,
+)
 from ._score_matching import masked_score_matching
 
 __all__ = ["CovarianceSelectionInfo", "MaskedGaussianMLE", "covariance_selection"]
@@ -108,10 +112,26 @@ def covariance_selection(
     >>> bool(info.kkt_residual < 1e-8)
     True
     """
+    with factorisation_errors_as_value_errors():
+        return _covariance_selection(
+            S,
+            mask,
+            tol=tol,
+            max_iter=max_iter,
+            init=init,
+            max_dense_pairs=max_dense_pairs,
+            verbose=verbose,
+        )
+
+
+def _covariance_selection(
+    S, mask, *, tol=1e-8, max_iter=100, init=None, max_dense_pairs=1000, verbose=0
+):
+    """:func:`covariance_selection`, with LAPACK's errors left as they are."""
     S, pairs = check_moments_and_mask(S, mask)
     c2 = unit_scale(S)
     if c2 != 1.0:  # solve in units where the mean variance is about 1
-        precision, info = covariance_selection(
+        precision, info = _covariance_selection(
             S / c2,
             pairs,
             tol=tol,

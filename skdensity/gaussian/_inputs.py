@@ -1,13 +1,21 @@
 """Validation of what the solvers' public functions are given: a second-moment
 matrix and a mask of the same size."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.linalg as la
 
 from ..linalg import MaskPairs, as_pairs
 from ..masks import check_mask
 
-__all__ = ["check_moments_and_mask", "check_variance_range", "numerically_definite", "unit_scale"]
+__all__ = [
+    "check_moments_and_mask",
+    "check_variance_range",
+    "factorisation_errors_as_value_errors",
+    "numerically_definite",
+    "unit_scale",
+]
 
 # Second moments whose mean variance lies in this range are solved as they
 # are; outside it, in units where it is about 1.
@@ -119,3 +127,19 @@ def check_variance_range(S, reg=None):
         f"raise {floor} to about {1e-6 * largest:.3g} (1e-6 of the largest variance) "
         "or standardise the features."
     )
+
+
+@contextmanager
+def factorisation_errors_as_value_errors():
+    """Context: a factorisation that fails inside a solver (LAPACK's
+    "leading minor is not positive definite") becomes one error in the
+    user's terms. S passed the definiteness checks, so what failed is a
+    system built from it whose conditioning is about the square of S's."""
+    try:
+        yield
+    except la.LinAlgError:
+        raise ValueError(
+            "S is too ill-conditioned for the solver in float64 (one of its "
+            "factorisations failed): raise the variance floor (reg) or standardise "
+            "the features."
+        ) from None

@@ -48,7 +48,11 @@ from ..utils._compat import Interval, StrOptions
 from ..utils._threads import single_threaded
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
-from ._inputs import check_moments_and_mask, unit_scale
+from ._inputs import (
+    check_moments_and_mask,
+    factorisation_errors_as_value_errors,
+    unit_scale,
+)
 
 __all__ = [
     "MaskedGaussianSM",
@@ -244,6 +248,14 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
     >>> bool(info.min_eigenvalue >= info.eps)
     True
     """
+    with factorisation_errors_as_value_errors():
+        return _masked_score_matching(
+            S, mask, eps=eps, tol=tol, max_iter=max_iter, init=init, verbose=verbose
+        )
+
+
+def _masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=None, verbose=0):
+    """:func:`masked_score_matching`, with LAPACK's errors left as they are."""
     # The top eigenvalue of the dense S is matrix-vector products, which BLAS
     # threads speed up; every later step is a sparse solve or a small dense
     # product, on which they cost more than they save.
@@ -251,7 +263,7 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
     c2 = unit_scale(S)
     eps = resolve_eps(eps, S)
     if c2 != 1.0:  # solve in units where the mean variance is about 1
-        precision, info = masked_score_matching(
+        precision, info = _masked_score_matching(
             S / c2, pairs, eps=eps * c2, tol=tol, max_iter=max_iter, init=init, verbose=verbose
         )
         return precision / c2, replace(
