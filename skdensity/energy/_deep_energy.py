@@ -195,6 +195,12 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         """
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+            if np.abs(X).max() > np.finfo(self.dtype).max ** 0.5:
+                raise ValueError(
+                    f"X has values up to {np.abs(X).max():.3g}, whose squares overflow "
+                    f"{self.dtype} training: standardise or whiten the data"
+                    + (" or use dtype='float64'." if self.dtype == "float32" else ".")
+                )
             rng = check_random_state(self.random_state)
             training = self._initialize(X, rng)
             n_epochs = self._fit_stochastic(training, rng)
