@@ -213,6 +213,8 @@ def test_bad_parameters_and_non_finite_training():
         with pytest.raises(ValueError):
             DeepEnergyModel(**bad).fit(X)
     with pytest.raises(FloatingPointError, match="epoch 1.*learning_rate"):
+        DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1, sigma=1e-12).fit(X)
+    with pytest.raises(ValueError, match="squares overflow float32 training.*float64"):
         DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1).fit(X * 1e30)
     dem = DeepEnergyModel(n_hidden=4, n_experts=4, max_epochs=1, n_ais_temperatures=10).fit(X)
     with pytest.raises(ValueError, match="3 features"):
