@@ -27,6 +27,7 @@ from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
 from ._inputs import (
+    check_finite_covariance,
     check_variance_range,
     factorisation_errors_as_value_errors,
     numerically_definite,
@@ -168,11 +169,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         cov = moments.covariance
         S = cov.copy()
         S.flat[:: S.shape[0] + 1] += self.reg
-        if not np.all(np.isfinite(S)):
-            raise ValueError(
-                "The covariance of X is not finite: values are too large "
-                "(overflow). Rescale the data."
-            )
+        check_finite_covariance(S)
         # A Gram matrix is PSD up to rounding of at most n u tr(cov) (u the
         # unit roundoff): a larger floor proves S positive definite without
         # a factorisation; otherwise check with one.

@@ -10,6 +10,7 @@ from ..linalg import MaskPairs, as_pairs
 from ..masks import check_mask
 
 __all__ = [
+    "check_finite_covariance",
     "check_moments_and_mask",
     "check_variance_range",
     "factorisation_errors_as_value_errors",
@@ -143,3 +144,11 @@ def factorisation_errors_as_value_errors():
             "factorisations failed): raise the variance floor (reg) or standardise "
             "the features."
         ) from None
+
+
+def check_finite_covariance(covariance):
+    """A clear error when the data's second moments overflowed."""
+    if not np.all(np.isfinite(covariance)):
+        raise ValueError(
+            "The covariance of X is not finite: values are too large (overflow). Rescale the data."
+        )

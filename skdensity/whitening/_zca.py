@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import IllConditionedWarning
-from ..gaussian._inputs import unit_scale
+from ..gaussian._inputs import check_finite_covariance, unit_scale
 from ..gaussian._moments import Moments
 from ..utils._compat import HasMethods, Interval, _fit_context
 from ..utils._mixins import MeanLogLikelihoodMixin
@@ -229,11 +229,7 @@ class ZCAWhitener(
         if self.covariance_estimator is None:
             with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
                 moments = Moments.of(X)
-            if not np.all(np.isfinite(moments.covariance)):
-                raise ValueError(
-                    "The covariance of X is not finite: values are too large "
-                    "(overflow). Rescale the data."
-                )
+            check_finite_covariance(moments.covariance)
             unit_scale(moments.covariance)  # a clear error beyond float64's reach
             return None, moments.mean, dict(covariance=moments.covariance)
         est = clone(self.covariance_estimator).fit(X)
