@@ -1,7 +1,9 @@
 """Thread control: BLAS on one thread for many small calls, and row blocks
 split between two Python threads for element-wise work."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 
 __all__ = ["on_two_threads", "single_threaded"]
@@ -14,14 +16,35 @@ def _controller():
     return ThreadpoolController()
 
 
+# BLAS's thread count is one setting for the whole process: sections that
+# want one thread are counted, so that the first to enter sets it and the last
+# to leave restores it, whichever threads they run in.
+_LOCK = threading.Lock()
+_sections = 0
+_limiter = None
+
+
+@contextmanager
 def single_threaded():
     """Context: BLAS/LAPACK on one thread.
 
     Band factorisations and triangular solves are small calls on which
-    OpenBLAS's threading costs more than it saves; the controller is built
-    once so that entering the context is cheap.
+    OpenBLAS's threading costs more than it saves. Safe to enter from several
+    threads at once (and nested): the limit holds until the last leaves.
     """
-    return _controller().limit(limits=1, user_api="blas")
+    global _sections, _limiter
+    with _LOCK:
+        if _sections == 0:
+            _limiter = _controller().limit(limits=1, user_api="blas")
+        _sections += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _sections -= 1
+            if _sections == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 def on_two_threads(n_rows, step, work):
