@@ -22,12 +22,15 @@ from .gaussian import (
     masked_score_matching,
 )
 from .masks import check_mask, grid_mask
+from .metrics import bits_per_dimension
+from .novelty import DensityOutlierDetector
 from .whitening import TransformedDensity, ZCAWhitener, log_abs_det_jacobian, zca_whitening
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeepEnergyModel",
+    "DensityOutlierDetector",
     "GaussianDensity",
     "MaskedGaussianCNCE",
     "MaskedGaussianMLE",
@@ -35,6 +38,7 @@ __all__ = [
     "MaskedGaussianSM",
     "TransformedDensity",
     "ZCAWhitener",
+    "bits_per_dimension",
     "check_mask",
     "covariance_selection",
     "grid_mask",

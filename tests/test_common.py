@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdensity import (
     DeepEnergyModel,
+    DensityOutlierDetector,
     GaussianDensity,
     MaskedGaussianCNCE,
     MaskedGaussianMLE,
@@ -36,6 +37,8 @@ ALL_ESTIMATORS = [
     ZCAWhitener(),
     TransformedDensity(),
     TransformedDensity(ZCAWhitener(), MaskedGaussianMLE()),
+    DensityOutlierDetector(),
+    DensityOutlierDetector(MaskedGaussianSM(), contamination=0.1),
     DeepEnergyModel(
         n_hidden=4,
         n_experts=4,

@@ -22,6 +22,7 @@ from sklearn.base import clone
 
 from skdensity import (
     DeepEnergyModel,
+    DensityOutlierDetector,
     GaussianDensity,
     MaskedGaussianCNCE,
     MaskedGaussianMLE,
@@ -241,3 +242,20 @@ def test_solvers(data, conn, reg, solver, transpose_mask):
         assert raised_by_the_library(exc), "".join(traceback.format_exception(exc))
     else:
         assert np.all(np.isfinite(W)) and np.all(np.isfinite(Winv))
+
+
+@fuzz_settings(0.5)
+@given(data=image_data(min_samples=5), contamination=st.sampled_from(["auto", 0.01, 0.2, 0.5]))
+def test_outlier_detector(data, contamination):
+    X, _ = data
+    est = fit_or_library_error(
+        DensityOutlierDetector(
+            GaussianDensity(reg=1e-3 * np.abs(X).max() ** 2 + 1e-300), contamination=contamination
+        ),
+        X,
+    )
+    if est is not None:
+        check_scores(est, X)
+        labels = est.predict(np.vstack([X, 1e3 * X[:2]]))
+        assert set(np.unique(labels)) <= {-1, 1}
+        assert not np.any(np.isnan(est.decision_function(X)))
