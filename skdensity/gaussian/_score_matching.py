@@ -354,11 +354,11 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
 
 
 def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0, system=None):
-    """:func:`masked_score_matching` on MaskPairs with a resolved ``eps``;
-    ``system`` is :func:`score_matching_system`'s result when the caller
-    factorised the Hessian already."""
+    """:func:`masked_score_matching` on MaskPairs with an ``eps`` the caller
+    resolved (a number); ``system`` is :func:`score_matching_system`'s result
+    when the caller factorised the Hessian already."""
     pairs = as_pairs(pairs)
-    eps = resolve_eps(eps, S)
+    eps = float(eps)  # resolved and checked by the caller
     system = system if system is not None else score_matching_system(S, pairs)
     theta0 = system.solve(pairs.is_diag.astype(float))
     if not np.all(np.isfinite(theta0)):
