@@ -22,7 +22,7 @@ from .gaussian import (
     masked_score_matching,
 )
 from .masks import check_mask, grid_mask
-from .metrics import bits_per_dimension
+from .metrics import bits_per_dimension, mean_log_likelihood
 from .novelty import DensityOutlierDetector
 from .whitening import TransformedDensity, ZCAWhitener, log_abs_det_jacobian, zca_whitening
 
@@ -44,5 +44,6 @@ __all__ = [
     "grid_mask",
     "log_abs_det_jacobian",
     "masked_score_matching",
+    "mean_log_likelihood",
     "zca_whitening",
 ]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["bits_per_dimension"]
+__all__ = ["bits_per_dimension", "mean_log_likelihood"]
 
 
 def bits_per_dimension(log_likelihood, n_dims, *, n_levels=256, data_range=1.0):
@@ -54,3 +54,54 @@ def bits_per_dimension(log_likelihood, n_dims, *, n_levels=256, data_range=1.0):
     bin_width = data_range / n_levels
     bits = -(log_likelihood + n_dims * np.log(bin_width)) / (n_dims * np.log(2.0))
     return bits if bits.ndim else float(bits)
+
+
+def mean_log_likelihood(estimator, X, y=None):
+    """Scorer: the mean log-likelihood of ``X`` under a fitted density.
+
+    A callable for ``scoring=`` in :func:`~sklearn.model_selection.cross_val_score`
+    and :class:`~sklearn.model_selection.GridSearchCV` that puts densities
+    with different ``score`` conventions on one scale: scikit-learn's
+    :class:`~sklearn.neighbors.KernelDensity` scores the *total*
+    log-likelihood, so its default ``score`` grows with the size of the fold
+    and cannot be compared with :class:`~sklearn.mixture.GaussianMixture`'s
+    or skdensity's means.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Has ``score_samples`` (log-density per row) or, failing that, a
+        ``score`` that is already a mean (scikit-learn's covariance
+        estimators).
+    X : array-like of shape (n_samples, n_features)
+        Held-out data.
+    y : None
+        Ignored.
+
+    Returns
+    -------
+    score : float
+        Mean log-likelihood in nats per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from skdensity.metrics import mean_log_likelihood
+    >>> X = np.random.default_rng(0).normal(size=(90, 2))
+    >>> scores = cross_val_score(KernelDensity(), X, scoring=mean_log_likelihood, cv=3)
+    >>> bool(np.all(scores < 0))
+    True
+    """
+    if hasattr(estimator, "score_samples"):
+        scores = np.asarray(estimator.score_samples(X), dtype=np.float64)
+        if np.any(np.isnan(scores)):
+            raise ValueError(f"{type(estimator).__name__}.score_samples returned NaN.")
+        return float(np.mean(scores))
+    if hasattr(estimator, "score"):
+        return float(estimator.score(X))
+    raise TypeError(
+        f"{type(estimator).__name__} has neither score_samples nor score; "
+        "mean_log_likelihood needs a fitted density."
+    )

@@ -135,3 +135,32 @@ def test_bits_per_dimension():
             bits_per_dimension(0.0, **bad)
     with pytest.raises(ValueError, match="NaN"):
         bits_per_dimension(np.nan, 3)
+
+
+def test_mean_log_likelihood_scorer_puts_densities_on_one_scale():
+    from sklearn.covariance import LedoitWolf
+    from sklearn.neighbors import KernelDensity
+
+    from skdensity import mean_log_likelihood
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    kde = KernelDensity(bandwidth=0.5).fit(X)
+    # KernelDensity.score is a sum; the scorer is the mean over rows
+    assert mean_log_likelihood(kde, X) == pytest.approx(kde.score(X) / len(X))
+    lw = LedoitWolf().fit(X)  # no score_samples: its score is already a mean
+    assert mean_log_likelihood(lw, X) == pytest.approx(lw.score(X))
+    g = GaussianDensity().fit(X)
+    assert mean_log_likelihood(g, X) == pytest.approx(g.score(X))
+    with pytest.raises(TypeError, match="neither score_samples nor score"):
+        mean_log_likelihood(object(), X)
+
+
+def test_mean_log_likelihood_refuses_nan_scores():
+    from skdensity import mean_log_likelihood
+
+    class NaNDensity:
+        def score_samples(self, X):
+            return np.full(len(X), np.nan)
+
+    with pytest.raises(ValueError, match="returned NaN"):
+        mean_log_likelihood(NaNDensity(), np.zeros((3, 2)))

@@ -289,3 +289,29 @@ def test_gaussian_on_rank_deficient_whitened_patches_is_a_clear_error():
     with pytest.raises(ValueError, match="covariance is singular .* set reg > 0"):
         GaussianDensity().fit(Z)
     assert np.all(np.isfinite(GaussianDensity(reg=1e-3).fit(Z).score_samples(Z)))
+
+
+def test_unconverged_warning_names_the_right_remedy():
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skdensity.utils._validation import warn_unconverged
+
+    # out of budget: more iterations help
+    with pytest.warns(ConvergenceWarning, match="increase max_iter"):
+        warn_unconverged("Score matching", 2e-6, tol=1e-6, n_iter=50, max_iter=50)
+    # stalled before the budget (rounding): a looser tol, not max_iter
+    with pytest.warns(ConvergenceWarning, match=r"stalled before max_iter.*tol=2e-06") as record:
+        warn_unconverged("Score matching", 1.01e-6, tol=1e-6, n_iter=293, max_iter=5000)
+    assert "increase max_iter" not in str(record[0].message)
+
+
+def test_solvers_out_of_budget_say_increase_max_iter():
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skdensity import MaskedGaussianMLE, MaskedGaussianSM
+    from skdensity.datasets import load_mnist
+
+    X = load_mnist().data[::20]  # score matching's PD constraint is active on digits
+    for est in (MaskedGaussianSM(reg=1e-3, max_iter=2), MaskedGaussianMLE(reg=1e-3, max_iter=1)):
+        with pytest.warns(ConvergenceWarning, match="increase max_iter"):
+            est.fit(X)

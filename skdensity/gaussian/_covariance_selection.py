@@ -39,6 +39,7 @@ from ..linalg import (
     selected_inverse,
     selected_inverse_derivative,
 )
+from ..utils._validation import warn_unconverged
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
 from ._inputs import (
@@ -181,11 +182,13 @@ def _covariance_selection(
         n_iter=n_iter, kkt_residual=kkt, min_eigenvalue=lam_min, converged=bool(kkt <= tol)
     )
     if not info.converged:
-        warnings.warn(
-            f"Covariance selection stopped with KKT residual {kkt:.2e} > "
-            f"tol={tol:g} after {n_iter} Newton steps; increase max_iter.",
-            ConvergenceWarning,
-            stacklevel=2,
+        warn_unconverged(
+            "Covariance selection",
+            kkt,
+            tol=tol,
+            n_iter=n_iter,
+            max_iter=max_iter,
+            steps="Newton steps",
         )
     return precision, info
 

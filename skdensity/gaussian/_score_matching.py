@@ -23,14 +23,12 @@ certified by the KKT conditions: stationarity :math:`P_E(\tfrac12(S\Lambda+\Lamb
 complementarity. See :doc:`/design` for why this method.
 """
 
-import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
 
 from ..linalg import (
     as_pairs,
@@ -46,6 +44,7 @@ from ..linalg import (
 from ..linalg._banded import narrow_band
 from ..utils._compat import Interval, StrOptions
 from ..utils._threads import single_threaded
+from ..utils._validation import warn_unconverged
 from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
 from ._inputs import (
@@ -393,11 +392,8 @@ def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0,
         converged=result.kkt_residual <= tol,
     )
     if not info.converged:
-        warnings.warn(
-            f"Score matching stopped with KKT residual {info.kkt_residual:.2e} "
-            f"> tol={tol:g} after {info.n_iter} iterations; increase max_iter.",
-            ConvergenceWarning,
-            stacklevel=2,
+        warn_unconverged(
+            "Score matching", info.kkt_residual, tol=tol, n_iter=info.n_iter, max_iter=max_iter
         )
     return pairs.to_dense(result.x), info
 
