@@ -131,7 +131,7 @@ def main():
         dem.sigma,
     )
     t0 = time.perf_counter()
-    logz, se = annealed_importance_sampling(
+    logz, se, _ = annealed_importance_sampling(
         p, n_chains=100, n_temperatures=1000, rng=np.random.default_rng(0)
     )
     print(

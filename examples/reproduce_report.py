@@ -27,6 +27,8 @@ Subset sizes keep the run to minutes on two cores; ``--quick`` shrinks them
 further (used to test the script).
 """
 
+# sphinx_gallery_thumbnail_path = 'images/ex1_samples_cholesky.png'
+
 import argparse
 import time
 import warnings

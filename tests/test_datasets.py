@@ -95,3 +95,34 @@ def test_extract_patches_errors():
     # the loader's Bunch itself, not its images: iterating it gives its keys
     with pytest.raises(ValueError, match=r"load_natural_images\(\)\.images"):
         extract_patches(load_natural_images(), (8, 8), 3)
+
+
+def test_make_gmrf_draws_from_its_precision():
+    from skdensity.datasets import make_gmrf
+    from skdensity.masks import grid_mask
+
+    X, precision = make_gmrf(100_000, (5, 6), connectivity=8, random_state=0)
+    assert X.shape == (100_000, 30)
+    P = precision.toarray()
+    np.testing.assert_array_equal(P != 0, grid_mask((5, 6), 8))  # support is the mask
+    assert np.linalg.eigvalsh(P).min() > 0
+    # the sample covariance inverts the precision (to sampling error)
+    np.testing.assert_allclose(np.cov(X.T) @ P, np.eye(30), atol=0.03)
+    # reproducible; a 4-connected field has the narrower support
+    X2, P2 = make_gmrf(10, (5, 6), connectivity=4, random_state=1)
+    X3, _ = make_gmrf(10, (5, 6), connectivity=4, random_state=1)
+    np.testing.assert_array_equal(X2, X3)
+    np.testing.assert_array_equal(P2.toarray() != 0, grid_mask((5, 6), 4))
+
+
+def test_make_gmrf_rejects_bad_parameters():
+    from skdensity.datasets import make_gmrf
+
+    for bad, match in (
+        ({"n_samples": 0}, "n_samples"),
+        ({"coupling": 0}, "coupling"),
+        ({"coupling": 2.0}, "coupling"),
+        ({"connectivity": 6}, "connectivity"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            make_gmrf(**{"n_samples": 5, **bad})

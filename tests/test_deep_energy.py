@@ -157,7 +157,7 @@ def test_estimator_sampling_reports_acceptance():
 def test_ais_exact_without_experts_and_within_bounds():
     p = random_params(D=4, K=3)
     p.W[:] = 0.0  # the expert term is the constant sum softplus(c)
-    logz, se = annealed_importance_sampling(
+    logz, se, _ = annealed_importance_sampling(
         p, n_chains=50, n_temperatures=20, rng=np.random.default_rng(0)
     )
     assert (
@@ -165,7 +165,7 @@ def test_ais_exact_without_experts_and_within_bounds():
         and se < 1e-10
     )
     q = random_params(D=4, K=3, scale=2.0, seed=5)
-    logz, se = annealed_importance_sampling(
+    logz, se, _ = annealed_importance_sampling(
         q, n_chains=200, n_temperatures=200, rng=np.random.default_rng(0)
     )
     low, high = q.log_partition_bounds()
@@ -179,7 +179,7 @@ def test_ais_matches_grid_integration_in_2d():
     from scipy.special import logsumexp
 
     exact = logsumexp(p.log_unnormalized(G)) + 2 * np.log(grid[1] - grid[0])
-    logz, se = annealed_importance_sampling(
+    logz, se, _ = annealed_importance_sampling(
         p, n_chains=500, n_temperatures=500, rng=np.random.default_rng(0)
     )
     assert abs(logz - exact) < 0.05 and se < 0.05, (logz, exact, se)
@@ -291,3 +291,21 @@ def test_early_stopping_on_the_held_out_objective(capsys):
         random_state=0,
     ).fit(X)
     assert no_val.n_iter_ == 3 and len(no_val.validation_scores_) == 0
+
+
+def test_ais_reports_its_effective_sample_size():
+    p = random_params(D=4, K=3)
+    p.W[:] = 0.0  # constant expert term: every chain carries the same weight
+    flat = annealed_importance_sampling(
+        p, n_chains=40, n_temperatures=5, rng=np.random.default_rng(0)
+    )
+    assert flat.effective_sample_size == pytest.approx(40.0)
+    q = random_params(D=4, K=3, scale=4.0, seed=5)
+    one_step = annealed_importance_sampling(
+        q, n_chains=40, n_temperatures=1, rng=np.random.default_rng(0)
+    )
+    many = annealed_importance_sampling(
+        q, n_chains=40, n_temperatures=300, rng=np.random.default_rng(0)
+    )
+    # a one-step path leans on few chains; a long path spreads the weight
+    assert 1.0 <= one_step.effective_sample_size < many.effective_sample_size <= 40.0

@@ -1,5 +1,8 @@
-"""The documentation, example gallery included, builds without a single Sphinx warning."""
+"""The documentation builds without a single Sphinx warning, with the example
+gallery executed: every example page shows its output and a real thumbnail."""
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,7 @@ def test_docs_build_without_warnings(tmp_path):
         tmp_path / "examples",
         ignore=shutil.ignore_patterns("output", "__pycache__"),
     )
+    env = {**os.environ, "SKDENSITY_GALLERY_RUN": "1", "MPLBACKEND": "Agg"}
     out = subprocess.run(
         [
             sys.executable,
@@ -41,6 +45,7 @@ def test_docs_build_without_warnings(tmp_path):
         ],
         capture_output=True,
         text=True,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     html = tmp_path / "html"
@@ -48,3 +53,19 @@ def test_docs_build_without_warnings(tmp_path):
     # the sphinx-gallery pages, one per example script
     for script in (ROOT / "examples").glob("*.py"):
         assert (html / "auto_examples" / f"{script.stem}.html").exists(), script.name
+    # executed: each plot_ page shows the printed output and a figure, and the
+    # gallery's thumbnails are the examples' figures (all different), not
+    # sphinx-gallery's placeholder
+    thumbs = []
+    for script in (ROOT / "examples").glob("*.py"):
+        page = (html / "auto_examples" / f"{script.stem}.html").read_text()
+        if script.stem.startswith("plot_"):
+            assert "sphx-glr-script-out" in page, f"{script.name}: no output on its page"
+            assert f"sphx_glr_{script.stem}_001.png" in page, f"{script.name}: no figure"
+        thumbs.append((html / "_images" / f"sphx_glr_{script.stem}_thumb.png").read_bytes())
+    assert len(set(thumbs)) == len(thumbs)
+    # the landing page: the theme, the quickstart and a filled copyright
+    index = (html / "index.html").read_text()
+    assert "pydata" in index.lower()
+    assert "Quickstart" in index and "DensityOutlierDetector" in index
+    assert re.search(r"©\s*Copyright\s+20\d\d(-20\d\d)?, skdensity developers", index)

@@ -100,6 +100,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         AIS estimate of ``log Z``.
     log_partition_std_ : float
         Its standard error.
+    ais_effective_sample_size_ : float
+        Effective number of AIS chains, ``(sum w)^2 / sum w^2`` of the
+        importance weights: near 1 means one chain dominates and
+        ``log_partition_`` is unreliable (more temperatures or chains help).
     loss_curve_ : ndarray
         Mean training objective per epoch.
     validation_scores_ : ndarray
@@ -206,7 +210,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             n_epochs = self._fit_stochastic(training, rng)
             values = training.final_parameters()
             params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
-            log_partition, log_partition_std = annealed_importance_sampling(
+            log_partition = annealed_importance_sampling(
                 params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
             )
         for name in _PARAM_NAMES:
@@ -214,7 +218,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_iter_ = n_epochs
         self.loss_curve_ = np.asarray(training.loss_curve)
         self.validation_scores_ = np.asarray(training.validation_scores)
-        self.log_partition_, self.log_partition_std_ = log_partition, log_partition_std
+        self.log_partition_ = log_partition.value
+        self.log_partition_std_ = log_partition.std
+        self.ais_effective_sample_size_ = log_partition.effective_sample_size
         return self
 
     def _initial_parameters(self, D, rng):

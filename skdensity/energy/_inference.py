@@ -37,10 +37,14 @@ class LangevinResult(NamedTuple):
 
 
 class LogPartition(NamedTuple):
-    """An AIS estimate of ``log Z`` and its standard error."""
+    """An AIS estimate of ``log Z``, its standard error and the effective
+    number of chains behind it."""
 
     value: float
     std: float
+    # (sum w)^2 / sum w^2: near 1 when one chain dominates, and then ``std``
+    # (a delta-method figure, close to 1 there) says nothing.
+    effective_sample_size: float
 
 
 def _softplus(t):
@@ -189,4 +193,5 @@ def annealed_importance_sampling(params, *, n_chains, n_temperatures, rng, n_mal
     log_mean_w = logsumexp(log_w) - np.log(n_chains)
     w = np.exp(log_w - log_w.max())
     se = np.std(w, ddof=1) / (np.sqrt(n_chains) * w.mean())
-    return LogPartition(params.base_log_partition() + log_mean_w, float(se))
+    ess = w.sum() ** 2 / np.sum(w**2)
+    return LogPartition(params.base_log_partition() + log_mean_w, float(se), float(ess))
