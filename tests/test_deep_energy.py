@@ -309,3 +309,58 @@ def test_ais_reports_its_effective_sample_size():
     )
     # a one-step path leans on few chains; a long path spreads the weight
     assert 1.0 <= one_step.effective_sample_size < many.effective_sample_size <= 40.0
+
+
+def test_unfitted_methods_raise_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    X = np.zeros((3, 2))
+    dem = DeepEnergyModel()
+    for method in (dem.score, dem.score_samples, dem.score_matching_loss):
+        with pytest.raises(NotFittedError):
+            method(X)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_steps": -1},
+        {"n_steps": 0},
+        {"n_steps": 2.5},
+        {"burn_in": -5},
+        {"step_size": 0},
+        {"step_size": np.nan},
+        {"step_size": -1.0},
+    ],
+)
+def test_sample_refuses_settings_that_would_not_move_the_chains(bad):
+    rng = np.random.default_rng(0)
+    dem = DeepEnergyModel(n_hidden=4, n_experts=2, max_epochs=1, random_state=0)
+    dem.fit(rng.normal(size=(40, 3)))
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        dem.sample(2, random_state=0, **bad)
+
+
+def test_validation_fraction_that_leaves_no_training_data_is_refused():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    dem = DeepEnergyModel(validation_fraction=0.999, max_epochs=1)
+    with pytest.raises(ValueError, match="validation_fraction=0.999 leaves 0 of 10"):
+        dem.fit(X)
+    assert not hasattr(dem, "n_features_in_")
+
+
+@pytest.mark.slow
+def test_fit_prints_no_tensorflow_start_up_notices():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from skdensity import DeepEnergyModel\n"
+        "X = np.random.default_rng(0).normal(size=(50, 3))\n"
+        "DeepEnergyModel(n_hidden=4, n_experts=2, max_epochs=1, random_state=0).fit(X)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip() == "", out.stderr[-2000:]

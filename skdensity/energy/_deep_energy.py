@@ -249,6 +249,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
 
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        if n - n_val < 2:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves {n - n_val} of {n} "
+                "samples for training; lower it (or set 0 to disable early stopping)."
+            )
         order = rng.permutation(n)
         X_val, X_train = X[order[:n_val]], X[order[n_val:]]
         trainable = [name for name in _PARAM_NAMES if name != "hidden_bias" or self.hidden_bias]
@@ -327,7 +332,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         log_density : ndarray of shape (n_samples,)
         """
-        return self._params().log_unnormalized(validate_fitted(self, X)) - self.log_partition_
+        X = validate_fitted(self, X)  # before the parameters: NotFittedError first
+        return self._params().log_unnormalized(X) - self.log_partition_
 
     def score_matching_loss(self, X):
         """Hyvärinen score of ``X`` (lower is better); needs no normaliser.
@@ -341,7 +347,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         loss : float
             Mean of ``|grad log p(x)|^2 / 2 + Laplacian log p(x)``.
         """
-        return float(np.mean(self._params().score_matching_loss(validate_fitted(self, X))))
+        X = validate_fitted(self, X)
+        return float(np.mean(self._params().score_matching_loss(X)))
 
     def sample(
         self,
@@ -381,6 +388,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         n_samples = check_n_samples(n_samples)
         if method not in ("mala", "ula"):
             raise ValueError(f"method must be 'mala' or 'ula', got {method!r}.")
+        for name, value, least in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0)):
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}.")
+        if step_size is not None and not (
+            isinstance(step_size, Real) and np.isfinite(step_size) and step_size > 0
+        ):
+            raise ValueError(f"step_size must be a positive number or None, got {step_size!r}.")
         rng = check_random_state(random_state)
         params = self._params()
         X0 = params.sample_base(n_samples, rng)

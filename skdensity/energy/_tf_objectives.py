@@ -16,12 +16,46 @@ __all__ = ["ScoreMatchingTraining", "dsm_loss", "load_tensorflow", "sm_loss", "s
 PARAMETER_ORDER = ("filters", "hidden_bias", "expert_weights", "expert_bias", "visible_bias")
 
 
+# TensorFlow's native start-up notices on a machine without a GPU: they are
+# not the user's concern, and every other line it prints is passed on.
+_START_UP_NOTICES = (
+    "All log messages before absl::InitializeLog()",
+    "Could not find cuda drivers",
+    "failed call to cuInit",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+
+
 def load_tensorflow():
+    """Import TensorFlow with its start-up notices on stderr filtered out."""
     import os
+    import sys
+    import tempfile
 
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    # The notices come from native code, so Python's sys.stderr cannot catch
+    # them: descriptor 2 is pointed at a file for the import, then restored.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
 
+            tf.config.list_physical_devices()  # device discovery prints its notices now
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = [line for line in lines if not any(n in line for n in _START_UP_NOTICES)]
+            if kept:
+                sys.stderr.write("".join(kept))
     return tf
 
 
