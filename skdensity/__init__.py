@@ -22,7 +22,12 @@ from .gaussian import (
     masked_score_matching,
 )
 from .masks import check_mask, grid_mask
-from .metrics import bits_per_dimension, mean_log_likelihood
+from .metrics import (
+    bits_per_dimension,
+    localization_index,
+    mean_log_likelihood,
+    orientation_index,
+)
 from .novelty import DensityOutlierDetector
 from .whitening import TransformedDensity, ZCAWhitener, log_abs_det_jacobian, zca_whitening
 
@@ -42,8 +47,10 @@ __all__ = [
     "check_mask",
     "covariance_selection",
     "grid_mask",
+    "localization_index",
     "log_abs_det_jacobian",
     "masked_score_matching",
     "mean_log_likelihood",
+    "orientation_index",
     "zca_whitening",
 ]

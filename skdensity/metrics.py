@@ -1,8 +1,11 @@
-"""Likelihoods in the units generative-model papers report."""
+"""Likelihoods in the units generative-model papers report, a scorer that puts
+densities on one scale, and measures of learned filters."""
 
 import numpy as np
 
-__all__ = ["bits_per_dimension", "mean_log_likelihood"]
+from .energy._filter_metrics import localization_index, orientation_index
+
+__all__ = ["bits_per_dimension", "localization_index", "mean_log_likelihood", "orientation_index"]
 
 
 def bits_per_dimension(log_likelihood, n_dims, *, n_levels=256, data_range=1.0):

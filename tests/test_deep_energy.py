@@ -364,3 +364,13 @@ def test_fit_prints_no_tensorflow_start_up_notices():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr.strip() == "", out.stderr[-2000:]
+
+
+def test_a_learning_rate_that_overshoots_fails_loudly():
+    X = np.random.default_rng(0).normal(size=(2000, 8))
+    dem = DeepEnergyModel(n_hidden=16, n_experts=8, max_epochs=3, learning_rate=1e3, random_state=0)
+    with pytest.raises(
+        FloatingPointError, match=r"never improved.*Lower learning_rate \(now 1000\)"
+    ):
+        dem.fit(X)
+    assert not hasattr(dem, "filters_")  # nothing half-fitted is left behind

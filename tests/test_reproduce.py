@@ -26,6 +26,11 @@ def test_reproduce_report_quick(tmp_path):
     assert len(figures) >= 10
     for name in figures:  # every figure the report shows was written
         assert (tmp_path / name).stat().st_size > 0, name
+    # the filters' localization and orientation are measured beside each grid
+    indices = re.findall(
+        r"localization index median ([0-9.]+).*?orientation index median ([0-9.]+)", report
+    )
+    assert len(indices) >= 2 and all(0 < float(a) <= 1 and 0 <= float(b) <= 1 for a, b in indices)
     # every likelihood in the tables is a finite number
     rows = [line for line in report.splitlines() if line.startswith("| ") and "---" not in line]
     cells = [c.strip() for line in rows for c in line.strip("|").split("|")[1:]]

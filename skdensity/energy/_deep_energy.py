@@ -223,15 +223,19 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.ais_effective_sample_size_ = log_partition.effective_sample_size
         return self
 
-    def _initial_parameters(self, D, rng):
-        """The previous fit's parameters (``warm_start``, same shapes) or a
-        random start, by name."""
-        if (
+    def _warm(self, D):
+        """Whether this fit continues from the previous one's parameters."""
+        return bool(
             self.warm_start
             and hasattr(self, "filters_")
             and self.filters_.shape == (self.n_hidden, D)
             and self.expert_weights_.shape == (self.n_experts, self.n_hidden)
-        ):
+        )
+
+    def _initial_parameters(self, D, rng):
+        """The previous fit's parameters (``warm_start``, same shapes) or a
+        random start, by name."""
+        if self._warm(D):
             return {name: getattr(self, name + "_") for name in _PARAM_NAMES}
         return {
             "filters": rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D)),
@@ -275,6 +279,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     def _fit_stochastic(self, training, rng):
         """Epochs of Adam on shuffled minibatches until ``max_epochs`` or early
         stopping; returns the number of epochs run."""
+        warm = self._warm(training.X_train.shape[1])
+        if training.has_validation:
+            start, start_parameters = training.validation_objective(), training.snapshot()
         for epoch in range(self.max_epochs):
             loss = training.run_epoch(self.batch_size, rng)
             if not np.isfinite(loss):
@@ -295,6 +302,18 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                 print(f"[DeepEnergyModel] epoch {epoch + 1}: objective {loss:.6g}{held_out}")
             if training.has_validation and training.no_improvement_count >= self.n_iter_no_change:
                 break
+        if training.has_validation and not training.best_validation < start:
+            # No epoch beat the start. Far worse at every epoch: the steps
+            # overshoot. Within rounding of it: the start (the previous fit,
+            # or a base Gaussian that already fits) is kept, being the best.
+            if not warm and training.best_validation - start > 0.1 * max(1.0, abs(start)):
+                raise FloatingPointError(
+                    "Training never improved the held-out score matching objective on its "
+                    f"random start ({start:.4g}; best epoch {training.best_validation:.4g}). "
+                    f"Lower learning_rate (now {self.learning_rate:g}), or standardise or "
+                    "whiten the data."
+                )
+            training.best = start_parameters
         return epoch + 1
 
     def _update_no_improvement_count(self, training):

@@ -218,8 +218,12 @@ class ScoreMatchingTraining:
             self.loss(tf.constant(self.X_val, self.dt), tf.constant(self.val_noise, self.dt))
         )
 
+    def snapshot(self):
+        """The current parameters, copied, by name."""
+        return {name: v.numpy().copy() for name, v in self.variables.items()}
+
     def keep_best(self):
-        self.best = {name: v.numpy().copy() for name, v in self.variables.items()}
+        self.best = self.snapshot()
 
     def final_parameters(self):
         """The parameters with the best held-out objective (the last ones
