@@ -22,21 +22,25 @@ _OFFSETS = {
 
 
 def _check_image_shape(image_shape):
+    """``(height, width, channels)`` from a pair or a triple of positive integers."""
     try:
         shape = tuple(int(s) for s in image_shape)
+        exact = all(float(s) == int(s) for s in image_shape)
     except (TypeError, ValueError):
         raise ValueError(
-            f"image_shape must be a pair (height, width), got {image_shape!r}."
+            "image_shape must be (height, width) or (height, width, channels), "
+            f"got {image_shape!r}."
         ) from None
-    if len(shape) != 2 or min(shape) < 1 or any(float(s) != int(s) for s in image_shape):
+    if len(shape) not in (2, 3) or min(shape) < 1 or not exact:
         raise ValueError(
-            f"image_shape must be a pair of positive integers (height, width), got {image_shape!r}."
+            "image_shape must be (height, width) or (height, width, channels) of "
+            f"positive integers, got {image_shape!r}."
         )
-    return shape
+    return shape if len(shape) == 3 else (*shape, 1)
 
 
 def resolve_image_shape(image_shape, n_features):
-    """The image shape of ``n_features`` pixels.
+    """The image shape of ``n_features`` features, as given (a pair or a triple).
 
     ``None`` gives a square when ``n_features`` is a perfect square and a
     one-row signal ``(1, n_features)`` otherwise.
@@ -44,12 +48,13 @@ def resolve_image_shape(image_shape, n_features):
     if image_shape is None:
         side = math.isqrt(n_features)
         return (side, side) if side * side == n_features else (1, n_features)
-    shape = _check_image_shape(image_shape)
-    if shape[0] * shape[1] != n_features:
+    h, w, c = _check_image_shape(image_shape)
+    if h * w * c != n_features:
         raise ValueError(
-            f"image_shape={shape} has {shape[0] * shape[1]} pixels but X has {n_features} features."
+            f"image_shape={tuple(image_shape)} holds {h * w * c} values but X has "
+            f"{n_features} features."
         )
-    return shape
+    return tuple(int(s) for s in image_shape)
 
 
 def grid_mask(image_shape, connectivity=8, sparse=False):
@@ -58,8 +63,12 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
     Parameters
     ----------
     image_shape : tuple of int
-        ``(height, width)`` of the image. Pixels are numbered in row-major
-        (C) order, as ``image.ravel()`` does.
+        ``(height, width)`` of a grayscale image or ``(height, width,
+        channels)`` of a colour one. Features are numbered in row-major (C)
+        order, as ``image.ravel()`` does, so a colour pixel's channels are
+        consecutive (``X.reshape(n, height, width, channels)``); all channels
+        of a pixel are linked to each other and to all channels of its
+        neighbours.
     connectivity : {4, 8}, default=8
         4 links each pixel to its up, down, left and right neighbours; 8 adds
         the four diagonal neighbours.
@@ -78,7 +87,7 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
     >>> m.shape, int(m.sum() - 784) // 2 + 784   # free precision entries
     ((784, 784), 3754)
     """
-    h, w = _check_image_shape(image_shape)
+    h, w, c = _check_image_shape(image_shape)
     if connectivity not in _OFFSETS:
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}.")
     idx = np.arange(h * w).reshape(h, w)
@@ -91,6 +100,8 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
         cols += [dst.ravel(), src.ravel()]
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     mask = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=(h * w, h * w))
+    if c > 1:  # every channel of a pixel with every channel of its neighbours
+        mask = sp.csr_array(sp.kron(mask, np.ones((c, c), dtype=bool), format="csr"))
     return mask if sparse else mask.toarray()
 
 

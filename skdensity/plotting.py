@@ -23,10 +23,13 @@ def _pyplot():
 
 def _as_images(images, image_shape):
     images = np.asarray(images, dtype=float)
-    if images.ndim == 3:
+    if images.ndim in (3, 4):  # (n, h, w) grayscale or (n, h, w, channels) colour
         return images
     if images.ndim != 2:
-        raise ValueError(f"images must be 2-D (n, pixels) or 3-D (n, h, w), got {images.ndim}-D.")
+        raise ValueError(
+            "images must be 2-D (n, features), 3-D (n, h, w) or 4-D (n, h, w, channels), "
+            f"got {images.ndim}-D."
+        )
     if image_shape is None:
         side = math.isqrt(images.shape[1])
         if side * side != images.shape[1]:
@@ -51,9 +54,11 @@ def plot_image_grid(
 
     Parameters
     ----------
-    images : array-like of shape (n, h*w) or (n, h, w)
+    images : array-like of shape (n, features), (n, h, w) or (n, h, w, channels)
     image_shape : tuple of int, default=None
-        Needed for flattened non-square images.
+        Needed for flattened non-square or colour images: ``(h, w)`` or
+        ``(h, w, channels)``; colour images are shown in RGB, scaled from
+        ``[vmin, vmax]`` (default [0, 1]).
     n_cols : int, default=8
     symmetric : bool, default=False
         Scale each image to ``[-max|x|, max|x|]`` (whitened data, filters).
@@ -86,7 +91,16 @@ def plot_image_grid(
     for ax in axes.ravel()[n:]:
         fig.delaxes(ax)
     for ax, img in zip(axes.ravel(), imgs):
-        if symmetric:
+        if img.ndim == 3:  # colour: imshow takes RGB in [0, 1], so scale and clip
+            if symmetric:
+                lim = np.abs(img).max() or 1.0
+                rgb = (img / lim + 1.0) / 2.0
+            else:
+                low = 0.0 if vmin is None else vmin
+                high = 1.0 if vmax is None else vmax
+                rgb = (img - low) / ((high - low) or 1.0)
+            ax.imshow(np.clip(rgb, 0.0, 1.0))
+        elif symmetric:
             lim = np.abs(img).max() or 1.0
             ax.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
         else:

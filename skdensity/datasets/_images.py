@@ -19,14 +19,19 @@ def _to_gray(rgb):
     return rgb[..., :3] @ np.array([0.299, 0.587, 0.114]) / 255.0
 
 
-def load_natural_images():
-    """scikit-learn's two sample photographs as grayscale images.
+def load_natural_images(*, color=False):
+    """scikit-learn's two sample photographs as grayscale or colour images.
+
+    Parameters
+    ----------
+    color : bool, default=False
+        Return RGB images of shape (427, 640, 3) instead of grayscale ones.
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        ``images``: list of two float64 arrays of shape (427, 640) in [0, 1];
-        ``filenames``; ``DESCR``.
+        ``images``: list of two float64 arrays of shape (427, 640) (or
+        (427, 640, 3) with ``color``) in [0, 1]; ``filenames``; ``DESCR``.
 
     Examples
     --------
@@ -37,16 +42,23 @@ def load_natural_images():
     from sklearn.datasets import load_sample_images
 
     raw = load_sample_images()
+    convert = _to_color if color else _to_gray
+    kind = "RGB" if color else "grayscale (BT.601 luma)"
     return Bunch(
-        images=[_to_gray(im) for im in raw.images],
+        images=[convert(im) for im in raw.images],
         filenames=list(raw.filenames),
         DESCR="scikit-learn's sample photographs (china.jpg, flower.jpg) as "
-        "grayscale (BT.601 luma) in [0, 1].\n\n" + raw.DESCR,
+        f"{kind} in [0, 1].\n\n" + raw.DESCR,
     )
 
 
-def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False):
-    """Load every image in a folder as a grayscale float array in [0, 1].
+def _to_color(rgb):
+    """The RGB channels of a uint8 image, as float in [0, 1]."""
+    return np.asarray(rgb, dtype=np.float64)[..., :3] / 255.0
+
+
+def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False, color=False):
+    """Load every image in a folder as a float array in [0, 1].
 
     Parameters
     ----------
@@ -56,11 +68,15 @@ def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False):
         File name endings to read (case-insensitive).
     recursive : bool, default=False
         Also read sub-folders.
+    color : bool, default=False
+        Read RGB images of shape (height, width, 3) instead of grayscale ones
+        (grayscale files are then repeated in three channels).
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        ``images`` (list of 2-D float64 arrays) and ``filenames``, sorted.
+        ``images`` (list of float64 arrays, 2-D or with ``color`` 3-D) and
+        ``filenames``, sorted.
 
     Raises
     ------
@@ -88,7 +104,8 @@ def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False):
     for f in files:
         try:
             with Image.open(f) as im:
-                images.append(np.asarray(im.convert("L"), dtype=np.float64) / 255.0)
+                mode = "RGB" if color else "L"
+                images.append(np.asarray(im.convert(mode), dtype=np.float64) / 255.0)
         except (UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"Cannot read image file {str(f)!r}: {exc}") from exc
     return Bunch(images=images, filenames=[str(f) for f in files])
@@ -118,8 +135,9 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
 
     Parameters
     ----------
-    images : 2-D array, 3-D array (n_images, h, w) or list of 2-D arrays
-        Grayscale images.
+    images : 2-D array, 3-D array (n_images, h, w), or list of arrays
+        Grayscale images, or a list of colour images of shape
+        ``(h, w, channels)`` (pass a single colour image as ``[image]``).
     patch_size : tuple of int, default=(28, 28)
         ``(height, width)`` of each patch.
     n_patches : int, default=50000
@@ -129,8 +147,10 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
 
     Returns
     -------
-    patches : ndarray of shape (n_patches, height * width)
-        Row-major flattened patches, float64.
+    patches : ndarray of shape (n_patches, height * width * channels)
+        Row-major flattened patches, float64: a colour patch is laid out as
+        ``reshape(height, width, channels)``, as :func:`~skdensity.grid_mask`
+        with ``image_shape=(height, width, channels)`` expects.
 
     Examples
     --------
@@ -148,8 +168,16 @@ def extract_patches(images, patch_size=(28, 28), n_patches=50000, random_state=N
     images = [np.asarray(im, dtype=np.float64) for im in images]
     if not images:
         raise ValueError("images is empty.")
-    if any(im.ndim != 2 for im in images):
-        raise ValueError("Each image must be a 2-D grayscale array.")
+    if not (all(im.ndim == 2 for im in images) or all(im.ndim == 3 for im in images)):
+        raise ValueError(
+            "Each image must be a 2-D grayscale array, or each a 3-D colour array "
+            f"(height, width, channels); got shapes {[im.shape for im in images]}."
+        )
+    if images[0].ndim == 3 and len({im.shape[2] for im in images}) > 1:
+        raise ValueError(
+            f"The colour images have different numbers of channels: "
+            f"{sorted({im.shape[2] for im in images})}."
+        )
     ph, pw = _check_patch_size(patch_size)
     if not isinstance(n_patches, Integral) or isinstance(n_patches, bool) or n_patches < 1:
         raise ValueError(f"n_patches must be a positive integer, got {n_patches!r}.")
