@@ -82,3 +82,12 @@ def test_a_colour_model_beats_independent_channels(Est):
     # it sees how the channels of a pixel and its neighbours move together
     assert joint.score(test) > per_channel + 5.0
     assert joint.sample(3, random_state=0).shape == (3, 108)
+
+
+def test_make_gmrf_draws_colour_fields():
+    from skdensity.datasets import make_gmrf
+
+    X, precision = make_gmrf(50_000, (3, 4, 2), random_state=0)
+    P = precision.toarray()
+    np.testing.assert_array_equal(P != 0, grid_mask((3, 4, 2)))
+    np.testing.assert_allclose(np.cov(X.T) @ P, np.eye(24), atol=0.05)

@@ -31,7 +31,8 @@ def make_gmrf(
     n_samples : int, default=1000
         Number of images.
     image_shape : tuple of int, default=(16, 16)
-        ``(height, width)``; pixels are flattened in row-major order.
+        ``(height, width)`` or ``(height, width, channels)``; features are
+        flattened in row-major order (see :func:`~skdensity.grid_mask`).
     connectivity : {4, 8}, default=8
         Neighbourhood of the precision's support (see :func:`~skdensity.grid_mask`).
     coupling : float, default=0.5
@@ -69,9 +70,8 @@ def make_gmrf(
 
     # Upper band Cholesky factor U (precision = U'U): x = U^-1 z has
     # covariance U^-1 U^-T, the inverse of the precision.
-    width = int(image_shape[-1])
-    bandwidth = width + 1 if connectivity == 8 else width
     upper = sp.triu(precision).tocoo()
+    bandwidth = int((upper.col - upper.row).max())  # row-major grid: about the row length
     ab = band_storage(upper.row, upper.col, upper.data, D, bandwidth)
     factor = la.cholesky_banded(ab, lower=False)
     z = rng.standard_normal((D, n_samples))
