@@ -219,3 +219,36 @@ def test_bottom_eig_resolves_a_tight_cluster_without_dense_fallback(monkeypatch)
     w, U = bottom_eig(sp.csr_array(A), k=4)
     np.testing.assert_allclose(w, expected, rtol=1e-12)
     np.testing.assert_allclose(A @ U, U * w, atol=1e-10)
+
+
+@pytest.mark.parametrize("n, u, k", [(50, 3, 5), (700, 70, 300), (1000, 130, 40)])
+def test_blocked_band_solve_matches_lapack(n, u, k):
+    from skdensity.linalg._banded import upper_band_solve
+
+    rng = np.random.default_rng(0)
+    ab = np.zeros((u + 1, n))
+    ab[-1] = 2 + rng.random(n)
+    ab[:-1] = rng.uniform(-0.02, 0.02, (u, n))
+    for d in range(u):  # entries above the matrix's first rows are unused
+        ab[d, : u - d] = 0
+    Z = rng.standard_normal((n, k))
+    expected, info = la.lapack.dtbtrs(ab, Z, uplo="U", trans="N")
+    assert info == 0
+    np.testing.assert_allclose(upper_band_solve(ab, Z), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_samples_of_a_wide_band_use_the_blocked_solve_and_agree():
+    from skdensity.linalg._cholesky import CholeskyFactor
+
+    rng = np.random.default_rng(1)
+    n, u = 600, 80
+    ab = np.zeros((u + 1, n))
+    ab[-1] = 3 + rng.random(n)
+    ab[:-1] = rng.uniform(-0.01, 0.01, (u, n))
+    for d in range(u):
+        ab[d, : u - d] = 0
+    factor = CholeskyFactor(ab, banded=True)
+    Z = rng.standard_normal((300, n))
+    many = factor.inverse_sqrt_rows(Z.copy())  # blocked (300 rows)
+    few = np.vstack([factor.inverse_sqrt_rows(Z[i : i + 100].copy()) for i in range(0, 300, 100)])
+    np.testing.assert_allclose(many, few, rtol=1e-12, atol=1e-12)

@@ -5,10 +5,10 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
-from scipy.linalg import lapack
 from sklearn.utils import check_random_state
 
 from ..linalg._banded import band_storage
+from ..linalg._cholesky import CholeskyFactor
 from ..masks import grid_mask
 
 __all__ = ["make_gmrf"]
@@ -74,8 +74,5 @@ def make_gmrf(
     bandwidth = int((upper.col - upper.row).max())  # row-major grid: about the row length
     ab = band_storage(upper.row, upper.col, upper.data, D, bandwidth)
     factor = la.cholesky_banded(ab, lower=False)
-    z = rng.standard_normal((D, n_samples))
-    X, info = lapack.dtbtrs(factor, z, uplo="U", trans="N", diag="N")
-    if info != 0:  # cannot happen for a diagonally dominant precision
-        raise RuntimeError(f"Banded triangular solve failed (LAPACK info {info}).")
-    return np.ascontiguousarray(X.T), precision
+    Z = rng.standard_normal((n_samples, D))
+    return CholeskyFactor(factor, banded=True).inverse_sqrt_rows(Z), precision

@@ -6,7 +6,13 @@ import numpy as np
 import scipy.linalg as la
 
 from ..utils._threads import single_threaded
-from ._banded import band_storage, banded_cholesky, banded_solver, narrow_band
+from ._banded import (
+    band_storage,
+    banded_cholesky,
+    banded_solver,
+    narrow_band,
+    upper_band_solve,
+)
 
 __all__ = ["CholeskyFactor"]
 
@@ -99,6 +105,10 @@ class CholeskyFactor:
         on ``Z.T``, which is ``Z``'s memory in Fortran order) or ``L^{-T} z``
         with ``A = LL'``; either has covariance ``A^{-1}``.
         """
+        if self.banded and Z.shape[0] >= 256 and self.factor.shape[0] > 64:
+            # many rows and a wide band (large images): matrix-matrix blocks
+            Z[:] = upper_band_solve(self.factor, Z.T).T
+            return Z
         if self.banded:
             with single_threaded():  # matrix-vector work per row: threads do not help
                 out, info = la.lapack.dtbtrs(self.factor, Z.T, uplo="U", trans="N", overwrite_b=1)
