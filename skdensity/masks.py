@@ -57,6 +57,14 @@ def resolve_image_shape(image_shape, n_features):
     return tuple(int(s) for s in image_shape)
 
 
+def neighbour_slices(height, width, dy, dx):
+    """Index slices ``(rows, cols)`` of the pixels whose neighbour at offset
+    ``(dy, dx)`` (``dy >= 0``) lies inside the image, and of those neighbours."""
+    here = slice(0, height - dy), slice(max(0, -dx), width - max(0, dx))
+    there = slice(dy, height), slice(max(0, dx), width - max(0, -dx))
+    return here, there
+
+
 def grid_mask(image_shape, connectivity=8, sparse=False):
     """Neighbourhood mask of a pixel grid, diagonal included.
 
@@ -94,8 +102,8 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
     rows, cols = [idx.ravel()], [idx.ravel()]
     for dy, dx in _OFFSETS[connectivity]:
         # Pixel (y, x) links to (y + dy, x + dx) where both are in the image.
-        src = idx[0 : h - dy, max(0, -dx) : w - max(0, dx)]
-        dst = idx[dy:h, max(0, dx) : w - max(0, -dx)]
+        here, there = neighbour_slices(h, w, dy, dx)
+        src, dst = idx[here], idx[there]
         rows += [src.ravel(), dst.ravel()]
         cols += [dst.ravel(), src.ravel()]
     rows, cols = np.concatenate(rows), np.concatenate(cols)

@@ -19,6 +19,11 @@ def _to_gray(rgb):
     return rgb[..., :3] @ np.array([0.299, 0.587, 0.114]) / 255.0
 
 
+def _to_color(rgb):
+    """The RGB channels of a uint8 image, as float in [0, 1]."""
+    return np.asarray(rgb, dtype=np.float64)[..., :3] / 255.0
+
+
 def load_natural_images(*, color=False):
     """scikit-learn's two sample photographs as grayscale or colour images.
 
@@ -50,11 +55,6 @@ def load_natural_images(*, color=False):
         DESCR="scikit-learn's sample photographs (china.jpg, flower.jpg) as "
         f"{kind} in [0, 1].\n\n" + raw.DESCR,
     )
-
-
-def _to_color(rgb):
-    """The RGB channels of a uint8 image, as float in [0, 1]."""
-    return np.asarray(rgb, dtype=np.float64)[..., :3] / 255.0
 
 
 def load_image_folder(path, *, extensions=IMAGE_EXTENSIONS, recursive=False, color=False):

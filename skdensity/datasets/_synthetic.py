@@ -3,11 +3,9 @@
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from ..linalg._banded import band_storage
 from ..linalg._cholesky import CholeskyFactor
 from ..masks import grid_mask
 
@@ -22,8 +20,9 @@ def make_gmrf(
     The precision has random couplings, uniform in ``[-coupling, coupling]``,
     between each pixel and its grid neighbours, and a diagonal that makes it
     strictly diagonally dominant (hence positive definite). Samples are drawn
-    with its banded Cholesky factor, so large images cost ``O(D w)`` per
-    sample (``w`` the image width) and no dense ``D x D`` matrix is formed.
+    with its Cholesky factor, banded for all but small images, so a large
+    image costs ``O(D w)`` per sample (``w`` the image width) and no dense
+    ``D x D`` matrix is formed.
     The known precision lets a fit's recovery be measured.
 
     Parameters
@@ -68,11 +67,8 @@ def make_gmrf(
     diagonal = 1.1 * np.asarray(abs(off).sum(axis=1)).ravel() + 0.5
     precision = (off + sp.diags_array(diagonal)).tocsr()
 
-    # Upper band Cholesky factor U (precision = U'U): x = U^-1 z has
-    # covariance U^-1 U^-T, the inverse of the precision.
+    # With precision = U'U (or LL'), U^-1 z has covariance precision^-1.
     upper = sp.triu(precision).tocoo()
-    bandwidth = int((upper.col - upper.row).max())  # row-major grid: about the row length
-    ab = band_storage(upper.row, upper.col, upper.data, D, bandwidth)
-    factor = la.cholesky_banded(ab, lower=False)
+    factor = CholeskyFactor.of_pattern(upper.row, upper.col, upper.data, D)  # banded on grids
     Z = rng.standard_normal((n_samples, D))
-    return CholeskyFactor(factor, banded=True).inverse_sqrt_rows(Z), precision
+    return factor.inverse_sqrt_rows(Z), precision

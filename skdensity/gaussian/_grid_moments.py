@@ -14,6 +14,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from ..masks import _check_image_shape, neighbour_slices
+
 __all__ = ["GridMoments", "window_offsets"]
 
 
@@ -27,16 +29,6 @@ def window_offsets(radius):
         for dx in range(-radius, radius + 1)
         if dy > 0 or dx >= 0
     )
-
-
-def _shifted(height, width, dy, dx):
-    """Slices of a pixel and of its neighbour at ``(dy, dx)``, both inside."""
-    rows = slice(0, height - dy), slice(dy, height)
-    if dx >= 0:
-        cols = slice(0, width - dx), slice(dx, width)
-    else:
-        cols = slice(-dx, width), slice(0, width + dx)
-    return (rows[0], cols[0]), (rows[1], cols[1])
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,7 @@ class GridMoments:
     def of(cls, X, image_shape, radius, *, chunk_size=256):
         """The moments of the rows of ``X`` (images flattened), in chunks of
         ``chunk_size`` rows merged exactly, so memory stays ``O(D k)``."""
-        h, w, c = _three_dims(image_shape)
+        h, w, c = _check_image_shape(image_shape)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != h * w * c:
             raise ValueError(
@@ -85,7 +77,7 @@ class GridMoments:
             centred = images - mean
             products = np.zeros((len(offsets), h, w, c, c))
             for k, (dy, dx) in enumerate(offsets):
-                here, there = _shifted(h, w, dy, dx)
+                here, there = neighbour_slices(h, w, dy, dx)
                 products[(k, *here)] = np.einsum(
                     "nija,nijb->ijab", centred[(slice(None), *here)], centred[(slice(None), *there)]
                 ) / len(images)
@@ -104,7 +96,7 @@ class GridMoments:
         h, w, _ = self.image_shape
         products = (n1 * self.products + n2 * other.products) / n
         for k, (dy, dx) in enumerate(self.offsets):
-            here, there = _shifted(h, w, dy, dx)
+            here, there = neighbour_slices(h, w, dy, dx)
             products[(k, *here)] += (n1 * n2 / n**2) * np.einsum(
                 "ija,ijb->ijab", delta[here], delta[there]
             )
@@ -119,7 +111,7 @@ class GridMoments:
         rows, cols, positions = [], [], []
         flat = np.arange(self.products.size).reshape(self.products.shape)
         for k, (dy, dx) in enumerate(self.offsets):
-            here, there = _shifted(h, w, dy, dx)
+            here, there = neighbour_slices(h, w, dy, dx)
             a = index[here][..., :, None]  # (., ., c, 1)
             b = index[there][..., None, :]  # (., ., 1, c)
             rows.append(np.broadcast_to(a, flat[(k, *here)].shape).ravel())
@@ -144,14 +136,3 @@ class GridMoments:
             ),
             shape=(D, D),
         )
-
-
-def _three_dims(image_shape):
-    shape = tuple(int(s) for s in image_shape)
-    if len(shape) == 2:
-        return (*shape, 1)
-    if len(shape) == 3:
-        return shape
-    raise ValueError(
-        f"image_shape must be (height, width) or (height, width, channels), got {image_shape!r}."
-    )
