@@ -33,7 +33,7 @@ P = precision.toarray()
 
 
 def relative_error(est):
-    return np.linalg.norm(est.precision_ - P) / np.linalg.norm(P)
+    return np.linalg.norm(est.precision_.toarray() - P) / np.linalg.norm(P)
 
 
 runs = {"MLE": [MaskedGaussianMLE(reg=0)], "SM": [MaskedGaussianSM(reg=0)]}

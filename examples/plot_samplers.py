@@ -24,7 +24,7 @@ from skdensity.plotting import plot_image_grid
 X = load_mnist().data
 model = MaskedGaussianSM().fit(X)
 D = X.shape[1]
-log_det_precision = np.linalg.slogdet(model.precision_)[1]
+log_det_precision = np.linalg.slogdet(model.precision_.toarray())[1]
 entropy = 0.5 * D * (1 + np.log(2 * np.pi)) - 0.5 * log_det_precision
 
 print(f"expected: mean log-likelihood {-entropy:.1f}, standard deviation {np.sqrt(D / 2):.1f}")

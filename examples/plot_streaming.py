@@ -38,7 +38,7 @@ t0 = time.perf_counter()
 at_once = MaskedGaussianMLE(reg=1e-3).fit(X_stream)
 fit_seconds = time.perf_counter() - t0
 
-difference = np.abs(streamed.precision_ - at_once.precision_).max()
+difference = abs(streamed.precision_ - at_once.precision_).max()
 print(f"{len(seen)} batches, {seen[-1]} digits streamed in {seconds[-1]:.1f} s")
 print(f"one fit on all the digits: {fit_seconds:.1f} s")
 print(f"held-out log-likelihood: streamed {held_out[-1]:.2f}, at once {at_once.score(X_test):.2f}")

@@ -161,7 +161,7 @@ def main():
     # Figures 5-7: the empirical precision (dense) against every learned one
     # (zero off the 4- or 8-pixel neighbourhood), first 200 pixels each.
     fig, axes = matplotlib.pyplot.subplots(3, 3, figsize=(12, 12))
-    emp = np.linalg.inv(sm8.empirical_covariance_ + sm8.reg * np.eye(784))
+    emp = GaussianDensity(reg=sm8.reg).fit(X_train).precision_
     panels = [("empirical precision (inverse of S + reg I)", emp)]
     panels += [(name, est.precision_) for name, est in models.items()]
     for ax, (title, M) in zip(axes.ravel(), panels):

@@ -114,7 +114,7 @@ def grid_mask(image_shape, connectivity=8, sparse=False):
 
 
 def check_mask(mask, n_features):
-    """Validate a user-given mask and return it as a dense boolean array.
+    """Validate a user-given mask and return it as a sparse boolean array.
 
     Parameters
     ----------
@@ -126,7 +126,9 @@ def check_mask(mask, n_features):
 
     Returns
     -------
-    mask : ndarray of bool, shape (n_features, n_features)
+    mask : scipy.sparse.csr_array of bool, shape (n_features, n_features)
+        With sorted indices and no stored ``False``; never densified, so
+        masks of large images cost memory in their number of edges.
 
     Raises
     ------
@@ -138,12 +140,12 @@ def check_mask(mask, n_features):
     --------
     >>> import numpy as np
     >>> from skdensity.masks import check_mask
-    >>> check_mask(np.eye(3), 3).dtype
-    dtype('bool')
+    >>> m = check_mask(np.eye(3), 3)
+    >>> m.dtype, m.nnz
+    (dtype('bool'), 3)
     """
-    if sp.issparse(mask):
-        mask = mask.toarray()
-    mask = np.asarray(mask)
+    if not sp.issparse(mask):
+        mask = np.asarray(mask)
     if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
         raise ValueError(f"mask must be a square 2-D matrix, got shape {mask.shape}.")
     if mask.shape[0] != n_features:
@@ -151,16 +153,21 @@ def check_mask(mask, n_features):
             f"mask has shape {mask.shape} but the data have {n_features} "
             f"features: it must be ({n_features}, {n_features})."
         )
-    if mask.dtype.kind in "fc" and not np.all(np.isfinite(mask)):
+    values = mask.data if sp.issparse(mask) else mask
+    if values.dtype.kind in "fc" and not np.all(np.isfinite(values)):
         raise ValueError("mask contains NaN or infinite values.")
-    mask = mask != 0
-    if not np.array_equal(mask, mask.T):
-        i, j = np.argwhere(mask != mask.T)[0]
+    mask = sp.csr_array(mask != 0 if not sp.issparse(mask) else mask, dtype=bool, copy=True)
+    mask.eliminate_zeros()
+    mask.sum_duplicates()
+    asymmetric = sp.coo_array(mask != mask.T)
+    if asymmetric.nnz:
+        k = np.lexsort((asymmetric.col, asymmetric.row))[0]
+        i, j = int(asymmetric.row[k]), int(asymmetric.col[k])
         raise ValueError(
             f"mask must be symmetric: entry ({i}, {j}) is {bool(mask[i, j])} "
             f"but ({j}, {i}) is {bool(mask[j, i])}."
         )
-    missing = np.flatnonzero(~np.diag(mask))
+    missing = np.flatnonzero(~mask.diagonal())
     if missing.size:
         raise ValueError(
             "mask must have a True diagonal (every pixel has its own precision "

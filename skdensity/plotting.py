@@ -7,6 +7,7 @@ matplotlib is imported only when a function is called, so
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["plot_image_grid", "plot_filters", "plot_matrix", "plot_loss_curves"]
 
@@ -144,7 +145,7 @@ def plot_matrix(matrix, *, ax=None, title=None, symmetric=True, percentile=99.5,
 
     Parameters
     ----------
-    matrix : array-like of shape (n, n)
+    matrix : array-like or sparse matrix of shape (n, n)
     ax : matplotlib Axes, default=None
     title : str, default=None
     symmetric : bool, default=True
@@ -168,7 +169,7 @@ def plot_matrix(matrix, *, ax=None, title=None, symmetric=True, percentile=99.5,
     'identity'
     """
     plt = _pyplot()
-    M = np.asarray(matrix, dtype=float)
+    M = np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=float)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     lim = np.percentile(np.abs(M), percentile) or 1.0

@@ -14,28 +14,44 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.linalg as la
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows
+from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows, top_eigenvalue
 from ..masks import check_mask, grid_mask, resolve_image_shape
-from ..utils._compat import Interval, Options, _fit_context
+from ..utils._compat import Interval, Options, _assert_all_finite, _fit_context
+from ..utils._memory import check_allocation
 from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
+from ._grid_moments import GridMoments
 from ._inputs import (
     check_finite_covariance,
     check_variance_range,
+    diagonal,
     factorisation_errors_as_value_errors,
     numerically_definite,
     unit_scale,
 )
-from ._moments import Moments
+from ._moments import Moments, SparseMoments, data_top_eigenvalue, symmetric_csr
 
-__all__ = ["BaseGaussian", "BaseMaskedGaussian", "GaussianDensity", "GaussianFit", "MaskedFit"]
+__all__ = [
+    "BaseGaussian",
+    "BaseMaskedGaussian",
+    "FitData",
+    "GaussianDensity",
+    "GaussianFit",
+    "MaskedFit",
+]
+
+# Masks other than grids: up to this many features, and when the window the
+# solvers read holds more than 1/64 of all pairs, one BLAS product of the data
+# computes the window faster than column products.
+DENSE_PRODUCT_MAX_FEATURES = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +72,24 @@ class MaskedFit(GaussianFit):
 
 
 @dataclasses.dataclass(frozen=True)
+class FitData:
+    """What an estimation step may read besides the regularised covariance."""
+
+    n_samples: int
+    # The largest eigenvalue of the regularised covariance where ``S`` holds
+    # only a window of it (None: a dense ``S`` has its own).
+    top_eigenvalue: float | None = None
+    # The training data, for estimators whose objective needs the samples.
+    X: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class MaskStructure:
     """What a masked fit fixes from the width of the data alone."""
 
     image_shape: tuple
-    mask: np.ndarray
+    mask: sp.csr_array
+    grid: bool  # the grid mask of image_shape: moments by shifted products
 
     @property
     def pairs(self):
@@ -83,17 +112,25 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
     _needs_samples = False
 
     @abstractmethod
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    def _estimate_precision(self, S, structure, warm_start, data):
         """The :class:`GaussianFit` of the regularised covariance ``S``.
 
         ``structure`` is :meth:`_structure`'s result; ``warm_start`` says the
-        previous fit's attributes may seed the solver; ``X`` is the training
-        data, passed only to estimators whose objective needs the samples.
+        previous fit's attributes may seed the solver; ``data`` is the
+        :class:`FitData` of the fit.
         """
 
     def _structure(self, n_features):
         """What depends on the width of the data only (a mask), or None."""
         return None
+
+    def _moments_of(self, X, structure):
+        """The sufficient statistics of the rows of ``X``."""
+        return Moments.of_finite(X, self.assume_centered)
+
+    def _seen_moments(self, structure):
+        """The statistics of the data seen so far, from the fitted attributes."""
+        return Moments(self.n_samples_seen_, self.location_, self.empirical_covariance_)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -115,8 +152,9 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
             X = validate_data(
                 self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=False
             )
-            moments = Moments.of_finite(X, self.assume_centered)
-            return self._fit_moments(moments, warm_start=False, X=X)
+            structure = self._structure(X.shape[1])
+            moments = self._moments_of(X, structure)
+            return self._fit_moments(moments, structure, warm_start=False, X=X)
 
     @available_if(lambda est: not est._needs_samples)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -142,25 +180,29 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         first = not hasattr(self, "n_samples_seen_")
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, reset=first, ensure_all_finite=False)
-            batch = Moments.of_finite(X, self.assume_centered)
+            if first and X.shape[0] < 2:
+                raise ValueError(
+                    "The first batch needs at least 2 samples to estimate a "
+                    f"covariance, got {X.shape[0]} sample."
+                )
+            structure = self._structure(X.shape[1])
+            batch = self._moments_of(X, structure)
             if first:
-                if X.shape[0] < 2:
-                    raise ValueError(
-                        "The first batch needs at least 2 samples to estimate a "
-                        f"covariance, got {X.shape[0]} sample."
-                    )
-                return self._fit_moments(batch, warm_start=False)
-            seen = Moments(self.n_samples_seen_, self.location_, self.empirical_covariance_)
-            return self._fit_moments(seen.merge(batch), warm_start=True)
+                return self._fit_moments(batch, structure, warm_start=False)
+            merged = self._seen_moments(structure).merge(batch)
+            return self._fit_moments(merged, structure, warm_start=True)
 
-    def _fit_moments(self, moments, warm_start, X=None):
+    def _fit_moments(self, moments, structure, warm_start, X=None):
         """The named steps of a fit from sufficient statistics."""
-        structure = self._structure(moments.n_features)
         S = self._regularized_covariance(moments)
+        top = getattr(moments, "top_eigenvalue", None)
+        data = FitData(
+            n_samples=moments.n_samples,
+            top_eigenvalue=None if top is None else top + self.reg,
+            X=X if self._needs_samples else None,
+        )
         with factorisation_errors_as_value_errors():
-            estimate = self._estimate_precision(
-                S, structure, warm_start, X if self._needs_samples else None
-            )
+            estimate = self._estimate_precision(S, structure, warm_start, data)
             self._set_fitted(moments, structure, estimate)
         return self
 
@@ -188,15 +230,9 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         self.n_samples_seen_ = moments.n_samples
         self.empirical_covariance_ = moments.covariance
         self.location_ = moments.mean
-        if structure is not None:
-            self.image_shape_ = structure.image_shape
-            self.mask_ = structure.mask
         for field in dataclasses.fields(estimate):
             setattr(self, field.name + "_", getattr(estimate, field.name))
-        self.precision_cholesky_ = self._precision_cholesky(estimate.precision)
-
-    def _precision_cholesky(self, precision):
-        return la.cholesky(precision, lower=True)
+        self.precision_cholesky_ = la.cholesky(estimate.precision, lower=True)
 
     def score_samples(self, X):
         """Exact log-density of each sample.
@@ -270,7 +306,14 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
 
 
 class BaseMaskedGaussian(BaseGaussian):
-    """Gaussian with a precision matrix supported on a mask (abstract)."""
+    """Gaussian with a precision matrix supported on a mask (abstract).
+
+    The statistics are the covariance on the window the solvers read (the
+    mask's two-hop neighbourhood), by shifted products of the images on grid
+    masks and by column products on other masks, so nothing of size
+    ``(D, D)`` is formed by ``fit``, ``partial_fit``, ``score_samples`` or
+    ``sample``: the precision is sparse and its Cholesky factor banded.
+    """
 
     _parameter_constraints: dict = {
         **BaseGaussian._parameter_constraints,
@@ -282,43 +325,198 @@ class BaseMaskedGaussian(BaseGaussian):
         "verbose": ["verbose"],
     }
 
+    # Estimators whose eigenvalue bound is relative to the covariance's
+    # largest eigenvalue (eps="auto") compute it from the data.
+    _needs_top_eigenvalue = False
+
     def _structure(self, n_features):
         image_shape = resolve_image_shape(self.image_shape, n_features)
         if self.mask is not None:
-            mask = check_mask(self.mask, n_features)
+            return MaskStructure(image_shape, check_mask(self.mask, n_features), grid=False)
+        mask = grid_mask(image_shape, self.connectivity, sparse=True)
+        return MaskStructure(image_shape, check_mask(mask, n_features), grid=True)
+
+    def _moments_of(self, X, structure):
+        with np.errstate(all="ignore"):  # non-finite input is reported below
+            moments = self._window_moments(X, structure)
+        if not (np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(moments.covariance.data))):
+            _assert_all_finite(X, input_name="X")
+        return moments
+
+    def _window_moments(self, X, structure):
+        """:class:`SparseMoments` on the mask's two-hop neighbourhood, with the
+        covariance's largest eigenvalue where the estimator needs it."""
+        top = None
+        if structure.grid:
+            # the 5x5 window: every pair of pixels with a common neighbour
+            grid = GridMoments.of(X, structure.image_shape, 2, self.assume_centered)
+            moments = SparseMoments(grid.n_samples, grid.mean.ravel(), grid.to_sparse())
         else:
-            mask = grid_mask(image_shape, self.connectivity)
-        return MaskStructure(image_shape, mask)
+            D = X.shape[1]
+            window = sp.csr_array(structure.mask @ structure.mask)
+            if D <= DENSE_PRODUCT_MAX_FEATURES and window.nnz * 64 > D * D:
+                dense = Moments.of(X, self.assume_centered)
+                upper = sp.coo_array(sp.triu(window))
+                values = dense.covariance[upper.row, upper.col]
+                covariance = symmetric_csr(upper.row, upper.col, values, D)
+                moments = SparseMoments(dense.n_samples, dense.mean, covariance)
+                if self._needs_top_eigenvalue and np.all(np.isfinite(values)):
+                    top = top_eigenvalue(dense.covariance)
+            else:
+                moments = SparseMoments.of_pattern(X, window, self.assume_centered)
+        variances = moments.covariance.diagonal()
+        if self._needs_top_eigenvalue and top is None and np.all(np.isfinite(variances)):
+            # zero when nothing varies (refused by the checks that follow)
+            top = data_top_eigenvalue(X, moments.mean) if variances.max() > 0 else 0.0
+        return dataclasses.replace(moments, top_eigenvalue=top)
 
-    def _precision_cholesky(self, precision):
-        # Grid masks are banded: a banded factorisation, then the dense factor.
-        pairs = as_pairs(self.mask_)
-        return pairs.cholesky(pairs.from_dense(precision)).lower()
+    def _seen_moments(self, structure):
+        return SparseMoments(
+            self.n_samples_seen_,
+            self.location_,
+            self.empirical_covariance_,
+            getattr(self, "empirical_top_eigenvalue_", None),
+        )
 
-    def _mahalanobis(self, X):
+    def _regularized_covariance(self, moments):
+        """``S = cov + reg I``, finite, with positive variances in a range
+        float64 resolves. Whether the data determine the masked model is the
+        solvers' to decide (on the mask, not on the dense matrix: a masked
+        fit needs far fewer samples than features)."""
+        cov = moments.covariance
+        if sp.issparse(cov):
+            # on the stored diagonal, in place on a copy: an addition of
+            # sparse matrices would drop the window's stored zeros
+            S = cov.copy()
+            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+            S.data[rows == S.indices] += self.reg
+            check_finite_covariance(S.data)
+        else:
+            S = cov.copy()
+            S.flat[:: S.shape[0] + 1] += self.reg
+            check_finite_covariance(S)
+        unit_scale(S)  # a clear error where the precision is not representable
+        variances = diagonal(S)
+        constant = np.flatnonzero(~(variances > 0))
+        if constant.size:
+            raise ValueError(
+                f"{constant.size} feature(s) never vary (first: {constant[:5].tolist()}): "
+                "their precision would be infinite. Set reg > 0 to add a variance floor."
+            )
+        check_variance_range(S, reg=self.reg)
+        return S
+
+    def _set_fitted(self, moments, structure, estimate):
+        pairs = structure.pairs
+        precision = estimate.precision
+        theta = pairs.from_dense(precision)
+        if pairs.cholesky(theta) is None:  # the solvers certify this; never trust it blindly
+            raise ValueError("The estimated precision is not positive definite.")
+        self.n_samples_seen_ = moments.n_samples
+        self.empirical_covariance_ = moments.covariance
+        self.location_ = moments.mean
+        self.image_shape_ = structure.image_shape
+        self.mask_ = structure.mask
+        if getattr(moments, "top_eigenvalue", None) is not None:
+            self.empirical_top_eigenvalue_ = moments.top_eigenvalue
+        for field in dataclasses.fields(estimate):
+            setattr(self, field.name + "_", getattr(estimate, field.name))
+        self.precision_ = pairs.to_sparse(theta)
+
+    def _factor(self):
+        """The Cholesky factor of ``precision_``: banded on grid masks."""
         pairs = as_pairs(self.mask_)
-        if pairs._segments is None:  # no diagonal runs to use
-            return super()._mahalanobis(X)
-        # Grid masks: x' Lambda x along the mask's few pixel offsets, in row
-        # blocks on two threads, instead of a dense product with the factor.
+        return pairs.cholesky(pairs.from_dense(self.precision_))
+
+    def score_samples(self, X):
+        """Exact log-density of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log N(x | location_, inv(precision_))`` in nats.
+        """
+        X = validate_fitted(self, X)
+        pairs = as_pairs(self.mask_)
         theta = pairs.from_dense(self.precision_)
         out = np.empty(X.shape[0])
 
         def fill(_, rows):
+            # x' Lambda x along the mask's pixel offsets, in row blocks on two
+            # threads, without the dense precision or its factor
             with np.errstate(over="ignore", invalid="ignore"):  # threads have their own
                 out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
 
         on_two_threads(X.shape[0], max(1, 2**18 // X.shape[1]), fill)
+        # A quadratic form that overflows (inf, or inf - inf = nan) is huge:
+        # the density underflows to zero.
+        out[np.isnan(out)] = np.inf
+        out *= -0.5
+        out += 0.5 * (self._factor().log_det() - X.shape[1] * np.log(2 * np.pi))
         return out
+
+    def sample(self, n_samples=1, random_state=None, method="cholesky"):
+        """Draw samples from the fitted Gaussian.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed for reproducible draws.
+        method : {"cholesky", "sqrtm"}, default="cholesky"
+            ``"cholesky"`` solves ``U x = e`` with the (banded) Cholesky
+            factor ``U`` of the precision; ``"sqrtm"`` computes ``location_ +
+            sqrtm(covariance_) @ e`` (dense: small images only). Both give the
+            same distribution.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        n_samples = check_n_samples(n_samples)
+        rng = check_random_state(random_state)
+        if method not in ("cholesky", "sqrtm"):
+            raise ValueError(f"method must be 'cholesky' or 'sqrtm', got {method!r}.")
+        e = standard_normal(rng, (n_samples, self.location_.shape[0]))
+        if method == "cholesky":
+            x = self._factor().inverse_sqrt_rows(e)  # in place on e's memory
+        else:
+            x = sqrtm_rows(e, self.covariance_)
+        x += self.location_
+        return x
 
     @property
     def covariance_(self):
         """ndarray of shape (n_features, n_features): ``inv(precision_)``.
 
-        Formed on access from ``precision_cholesky_``: scoring and sampling
-        never need it.
+        Dense: formed on access (``D^2`` floats, refused with a clear error
+        when that does not fit in memory); scoring and sampling never need it.
         """
-        return CholeskyFactor(self.precision_cholesky_, banded=False).inverse()
+        self._check_dense("covariance_", copies=2)
+        return self._factor().inverse()
+
+    @property
+    def precision_cholesky_(self):
+        """ndarray of shape (n_features, n_features): the lower Cholesky
+        factor ``L`` of ``precision_ = L L'``, dense, formed on access like
+        ``covariance_``."""
+        self._check_dense("precision_cholesky_", copies=1)
+        return self._factor().lower()
+
+    def _check_dense(self, name, copies):
+        D = self.precision_.shape[0]
+        check_allocation(
+            copies * 8 * D * D,
+            f"{name} of {D} features (a dense {D} x {D} matrix)",
+            "use precision_ (sparse), score_samples and sample, which never form it.",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,7 +563,7 @@ class GaussianDensity(BaseGaussian):
         self.reg = reg
         self.assume_centered = assume_centered
 
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    def _estimate_precision(self, S, structure, warm_start, data):
         c2 = unit_scale(S)  # the inverse of data of any scale, in units where it is O(1)
         L = la.cholesky(S / c2, lower=True)  # S is checked positive definite
         precision = la.cho_solve((L, True), np.eye(len(S))) / c2

@@ -13,8 +13,10 @@ from sklearn.utils import check_random_state
 from ..exceptions import SeparableNoiseWarning
 from ..linalg import minimize_pd, sqrtm_rows
 from ..utils._compat import Interval, StrOptions
+from ..utils._memory import check_allocation
 from ..utils._random import standard_normal
 from ._inputs import unit_scale
+from ._moments import Moments
 from ._nce import (
     _SEPARABLE,
     BaseMaskedNCE,
@@ -239,26 +241,44 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _noisy_pairs(self, X, S, pairs, theta0, rng, reg):
+    def _noisy_pairs(self, X, pairs, theta0, rng, reg):
         """Each (smoothed, centred) sample repeated per draw, and the noise
         directions ``M xi`` with their mirror images."""
         centre = 0.0 if self.assume_centered else X.mean(axis=0)
+        # the smoothed data's expected covariance, cov(X) + reg I
+        S = self._dense_covariance(X, reg) if self.noise_shape == "covariance" else None
         X = smooth(X, reg, rng)
         Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
         xi = standard_normal(rng, Xr.shape)
         if self.noise_shape == "score_matching":  # N(0, inv(Lambda_SM)); the start is PD
             xi = pairs.cholesky(theta0).inverse_sqrt_rows(xi)
         elif self.noise_shape == "covariance":
-            xi = _shaped_by(S, xi)  # the smoothed data's covariance
+            xi = _shaped_by(S, xi)
         # Antithetic pairs: the first-order terms of +xi and -xi cancel
         # exactly, so the objective's sampling noise does not blow up as
         # the noise scale shrinks (it tends to score matching instead).
         return np.concatenate([Xr, Xr]), np.concatenate([xi, -xi])
 
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    _needs_top_eigenvalue = True
+
+    def _dense_covariance(self, X, reg):
+        """The covariance of ``X`` plus ``reg I``, dense: ``D x D`` by nature,
+        so a clear error first when it would not fit in memory."""
+        D = X.shape[1]
+        check_allocation(
+            3 * 8 * D * D,
+            f"noise_shape='covariance' on {D} features (a dense {D} x {D} covariance)",
+            "use noise_shape='score_matching', which is sparse.",
+        )
+        S = Moments.of(X, self.assume_centered).covariance
+        S.flat[:: D + 1] += reg
+        return S
+
+    def _estimate_precision(self, S, structure, warm_start, data):
         rng = check_random_state(self.random_state)
         pairs = structure.pairs
-        eps = resolve_eps(self.eps, S)
+        X = data.X
+        eps = resolve_eps(self.eps, S, data.top_eigenvalue)
         # Solved in units where the mean variance is about 1 (see unit_scale);
         # isotropic noise is in data units, the other shapes scale with the data.
         c2 = unit_scale(S)
@@ -266,7 +286,7 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         noise_unit = units.c if self.noise_shape == "isotropic" else 1.0
         S, X, eps = S / c2, units.to_unit(X), eps * c2
         theta0, precondition = start_and_preconditioner(S, pairs, eps)
-        Xr, direction = self._noisy_pairs(X, S, pairs, theta0, rng, self.reg / c2)
+        Xr, direction = self._noisy_pairs(X, pairs, theta0, rng, self.reg / c2)
         if self.noise_scale == "auto":
             scale = self._auto_scale(pairs, Xr, direction, theta0)
         else:
@@ -309,7 +329,7 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
                 stacklevel=2,
             )
         fit = _CNCEFit(
-            precision=pairs.to_dense(result.x),
+            precision=pairs.to_sparse(result.x),
             n_iter=result.n_iter,
             kkt_residual=result.kkt_residual,
             min_eigenvalue=result.min_eigenvalue,

@@ -44,7 +44,9 @@ from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
 from ._inputs import (
     check_moments_and_mask,
+    diagonal,
     factorisation_errors_as_value_errors,
+    read_entries,
     unit_scale,
 )
 from ._score_matching import masked_score_matching
@@ -81,15 +83,17 @@ def covariance_selection(
 
     Parameters
     ----------
-    S : ndarray of shape (n_features, n_features)
-        Positive definite second-moment matrix of the centred data.
-    mask : ndarray of bool, shape (n_features, n_features)
+    S : ndarray or sparse matrix of shape (n_features, n_features)
+        Positive definite second-moment matrix of the centred data. A
+        sparse ``S`` must hold it on the mask's two-hop neighbourhood (the
+        score matching start reads it there); the precision is then sparse.
+    mask : array-like or sparse matrix of bool, shape (n_features, n_features)
         Symmetric sparsity pattern with a ``True`` diagonal.
     tol : float, default=1e-8
         Target for the KKT residual ``max |(inv(Lambda) - S)_E| / max(diag S)``.
     max_iter : int, default=100
         Maximum number of Newton steps.
-    init : ndarray of shape (n_features, n_features), default=None
+    init : ndarray or sparse matrix of shape (n_features, n_features), default=None
         Positive definite precision supported on ``mask`` to start from;
         by default the score matching estimate (to a loose tolerance).
     max_dense_pairs : int, default=1000
@@ -100,7 +104,8 @@ def covariance_selection(
 
     Returns
     -------
-    precision : ndarray of shape (n_features, n_features)
+    precision : ndarray or csr_array of shape (n_features, n_features)
+        Sparse when ``S`` is.
     info : CovarianceSelectionInfo
 
     Examples
@@ -114,25 +119,34 @@ def covariance_selection(
     True
     """
     with factorisation_errors_as_value_errors():
-        return _covariance_selection(
+        S, pairs = check_moments_and_mask(S, mask)
+        D = pairs.n_features
+        if init is not None:
+            if np.shape(init) != (D, D) and getattr(init, "shape", None) != (D, D):
+                raise ValueError(
+                    f"init must be a ({D}, {D}) precision matrix, got shape {np.shape(init)}."
+                )
+            init = pairs.from_dense(init if sp.issparse(init) else np.asarray(init, dtype=float))
+        theta, info = _covariance_selection(
             S,
-            mask,
+            pairs,
             tol=tol,
             max_iter=max_iter,
             init=init,
             max_dense_pairs=max_dense_pairs,
             verbose=verbose,
         )
+    return (pairs.to_sparse(theta) if sp.issparse(S) else pairs.to_dense(theta)), info
 
 
 def _covariance_selection(
-    S, mask, *, tol=1e-8, max_iter=100, init=None, max_dense_pairs=1000, verbose=0
+    S, pairs, *, tol=1e-8, max_iter=100, init=None, max_dense_pairs=1000, verbose=0
 ):
-    """:func:`covariance_selection`, with LAPACK's errors left as they are."""
-    S, pairs = check_moments_and_mask(S, mask)
+    """:func:`covariance_selection` from checked inputs, in the free entries
+    ``theta`` (``init`` too), with LAPACK's errors left as they are."""
     c2 = unit_scale(S)
     if c2 != 1.0:  # solve in units where the mean variance is about 1
-        precision, info = _covariance_selection(
+        theta, info = _covariance_selection(
             S / c2,
             pairs,
             tol=tol,
@@ -141,14 +155,12 @@ def _covariance_selection(
             max_dense_pairs=max_dense_pairs,
             verbose=verbose,
         )
-        return precision / c2, replace(info, min_eigenvalue=info.min_eigenvalue / c2)
+        return theta / c2, replace(info, min_eigenvalue=info.min_eigenvalue / c2)
     D = pairs.n_features
     # The same KKT scale for every span: the certificate is the whole problem's.
-    scale = np.abs(np.diag(S)).max()
-    S_E = pairs.from_dense(S)
-    if init is not None and np.shape(init) != (D, D):
-        raise ValueError(f"init must be a ({D}, {D}) precision matrix, got shape {np.shape(init)}.")
-    if init is not None and _objective(pairs.from_dense(init), S_E, pairs)[1] is None:
+    scale = np.abs(diagonal(S)).max()
+    S_E = read_entries(S, pairs.rows, pairs.cols, "on the mask")
+    if init is not None and _objective(init, S_E, pairs)[1] is None:
         raise ValueError("init must be a positive definite precision matrix.")
     # Decoupled features are exact in closed form and their edges need no solving.
     labels, spans = decoupled_spans(pairs, S_E)
@@ -156,7 +168,7 @@ def _covariance_selection(
         print(
             f"[covariance selection] solving features {spans}, {labels.max() + 1} decoupled blocks"
         )
-    precision = np.zeros((D, D))
+    theta = np.zeros(pairs.n_pairs)
     n_iter, kkt, lam_min = 0, 0.0, np.inf
     alone = np.ones(D, dtype=bool)
     for lo, hi in spans:
@@ -166,17 +178,16 @@ def _covariance_selection(
             span_pairs = pairs
         else:
             span_pairs = as_pairs(pairs.submask(np.arange(lo, hi), labels))
+        at = pairs.pair_ids(lo + span_pairs.rows, lo + span_pairs.cols)
         newton = _Newton(S[span, span], span_pairs, scale, max_dense_pairs, verbose)
-        precision[span, span], span_info = newton.run(
-            tol, max_iter, None if init is None else init[span, span]
-        )
+        theta[at], span_info = newton.run(tol, max_iter, None if init is None else init[at])
         n_iter = max(n_iter, span_info.n_iter)
         kkt = max(kkt, span_info.kkt_residual)
         lam_min = min(lam_min, span_info.min_eigenvalue)
     alone = np.flatnonzero(alone)
     if alone.size:
         variances = lone_variances(S, alone)
-        precision[alone, alone] = 1.0 / variances  # exact: nothing to couple to
+        theta[pairs.pair_ids(alone, alone)] = 1.0 / variances  # exact: nothing to couple to
         lam_min = min(lam_min, float(np.min(1.0 / variances)))
     info = CovarianceSelectionInfo(
         n_iter=n_iter, kkt_residual=kkt, min_eigenvalue=lam_min, converged=bool(kkt <= tol)
@@ -190,7 +201,28 @@ def _covariance_selection(
             max_iter=max_iter,
             steps="Newton steps",
         )
-    return precision, info
+    return theta, info
+
+
+def check_enough_samples(pairs, n_samples, assume_centered):
+    """A clear error when ``n_samples`` may not determine the maximum
+    likelihood precision without a variance floor.
+
+    The estimate exists when ``S`` restricted to every clique of a chordal
+    cover of the mask is positive definite (Dempster 1972; Grone et al.
+    1984). The band of the mask in its own ordering is such a cover, with
+    cliques of ``bandwidth + 1`` features, positive definite for data in
+    general position once the centred samples span that many dimensions:
+    far fewer samples than features on an image grid (about its width).
+    """
+    clique = int((pairs.cols - pairs.rows).max(initial=0)) + 1
+    needed = clique + (not assume_centered)
+    if n_samples < needed:
+        raise ValueError(
+            f"Maximum likelihood on this mask needs at least {needed} samples when "
+            f"reg=0 (the band of the mask has cliques of {clique} features), got "
+            f"{n_samples}. Add samples or set reg > 0."
+        )
 
 
 class _Newton:
@@ -198,7 +230,7 @@ class _Newton:
 
     def __init__(self, S, pairs, scale, max_dense_pairs, verbose):
         self.S, self.pairs, self.scale = S, pairs, scale
-        self.S_E = pairs.from_dense(S)
+        self.S_E = read_entries(S, pairs.rows, pairs.cols, "on the mask")
         self.dense = pairs.n_pairs <= max_dense_pairs
         # Grid masks: the inverse on the block tridiagonal pattern is all
         # Newton needs (gradient, Hessian products, preconditioner).
@@ -209,7 +241,7 @@ class _Newton:
         if init is not None:
             # A user's start restricted to a span is positive definite: dropping
             # the edges between decoupled blocks leaves principal submatrices.
-            return self.pairs.from_dense(init)
+            return init
         # Newton needs a positive definite start, not an accurate one: score
         # matching to a loose tolerance.
         with warnings.catch_warnings():
@@ -252,7 +284,7 @@ class _Newton:
                 if precond is None or kkt > 0.05:
                     # Near the optimum Lambda moves by O(KKT): the previous
                     # step's preconditioner serves as well.
-                    precond = _SchwarzPreconditioner.of(pairs).matrix(inverse.band())
+                    precond = _SchwarzPreconditioner.of(pairs).matrix(inverse)
                 step = _newton_direction_cg(inverse.hessp, grad, rtol, precond)
             t, f_new, factor_new = _line_search(x, step, f, grad @ step, S_E, pairs)
             if factor_new is None:
@@ -266,7 +298,7 @@ class _Newton:
             min_eigenvalue=float(lam_min),
             converged=bool(kkt <= tol),
         )
-        return pairs.to_dense(x), info
+        return x, info
 
 
 class _DenseInverse:
@@ -278,8 +310,8 @@ class _DenseInverse:
     def entries(self):
         return self.pairs.from_dense(self.Sigma)
 
-    def band(self):
-        return self.Sigma
+    def at(self, u, v):
+        return self.Sigma[u, v]
 
     def hessp(self, v):
         """``w * P_E(Sigma Delta(v) Sigma)``: a sparse-by-dense product and
@@ -298,9 +330,10 @@ class _BlockInverse:
     def entries(self):
         return self.layout.entries(*self.factors.blocks)
 
-    def band(self):
-        """Dense, but exact only within the pattern (all the preconditioner reads)."""
-        return self.layout.to_dense(*self.factors.blocks)
+    def at(self, u, v):
+        """``Sigma[u, v]`` within the block tridiagonal pattern (all the
+        preconditioner reads), from the blocks."""
+        return self.layout.read(*self.factors.blocks, u, v)
 
     def hessp(self, v):
         """The same product as :meth:`_DenseInverse.hessp`: the derivative of
@@ -407,16 +440,16 @@ class _SchwarzPreconditioner:
         nodes[owner, slot] = node
         i, j = np.triu_indices(nodes.shape[1])
         u, v = nodes[:, i], nodes[:, j]
-        cand = np.where((u >= 0) & (v >= 0), pairs.pair_id[np.maximum(u, 0), np.maximum(v, 0)], -1)
+        cand = np.where((u >= 0) & (v >= 0), pairs.pair_ids(np.maximum(u, 0), np.maximum(v, 0)), -1)
         k = int((cand >= 0).sum(axis=1).max())
         order = np.argsort(cand < 0, axis=1, kind="stable")[:, :k]  # valid entries first
         ids = np.take_along_axis(cand, order, axis=1)
         short = ids < 0
-        ids[short] = 0
+        # padding repeats the block's first entry: every read stays in the band
+        ids[short] = np.broadcast_to(ids[:, :1], ids.shape)[short]
         a, b = pairs.rows[ids], pairs.cols[ids]
-        self.gather = [
-            (u[:, :, None] * D + v[:, None, :]) for u, v in ((a, a), (b, b), (a, b), (b, a))
-        ]
+        # Sigma at these four (row, column) index grids, broadcast (D, k, k).
+        self.gather = [(u[:, :, None], v[:, None, :]) for u, v in ((a, a), (b, b), (a, b), (b, a))]
         weight = 0.5 * pairs.weights[ids][:, :, None] * pairs.weights[ids][:, None, :]
         self.valid = ~short[:, :, None] & ~short[:, None, :]
         weight[~self.valid] = 0.0
@@ -435,13 +468,12 @@ class _SchwarzPreconditioner:
         """The preconditioner's structure for ``pairs``, cached per mask."""
         return _SchwarzPreconditioner(pairs)
 
-    def matrix(self, Sigma):
-        """The preconditioner at a precision whose inverse is ``Sigma`` (read
-        within the mask's band only), as a sparse matrix."""
-        flat = np.asarray(Sigma).ravel()
+    def matrix(self, inverse):
+        """The preconditioner at a precision whose inverse ``Sigma`` is
+        ``inverse`` (read within the mask's band only), as a sparse matrix."""
         g = self.gather
-        blocks = flat[g[0]] * flat[g[1]]
-        blocks += flat[g[2]] * flat[g[3]]
+        blocks = inverse.at(*g[0]) * inverse.at(*g[1])
+        blocks += inverse.at(*g[2]) * inverse.at(*g[3])
         blocks *= self.weight
         blocks[self.padding] = 1.0  # padded blocks: identity where the block is short
         data = np.bincount(
@@ -546,7 +578,9 @@ class MaskedGaussianMLE(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    def _estimate_precision(self, S, structure, warm_start, data):
+        if self.reg == 0:
+            check_enough_samples(structure.pairs, data.n_samples, self.assume_centered)
         # Cold starts begin at the score matching estimate (the default).
         precision, info = covariance_selection(
             S,

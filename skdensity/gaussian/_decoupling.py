@@ -48,7 +48,7 @@ def lone_variances(S, alone):
     """``S[a, a]`` for the features ``alone`` in their block (see
     :func:`decoupled_spans`), whose precision is closed-form; a clear error
     if one is not positive."""
-    variances = S[alone, alone]
+    variances = (S.diagonal() if sp.issparse(S) else np.diag(S))[alone]
     if not np.all(variances > 0):
         raise ValueError(
             "S is not positive definite: feature(s) "

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..masks import _check_image_shape, neighbour_slices
+from ._moments import symmetric_csr
 
 __all__ = ["GridMoments", "window_offsets"]
 
@@ -57,9 +57,10 @@ class GridMoments:
         return self.mean.size
 
     @classmethod
-    def of(cls, X, image_shape, radius, *, chunk_size=256):
+    def of(cls, X, image_shape, radius, assume_centered=False, *, chunk_size=256):
         """The moments of the rows of ``X`` (images flattened), in chunks of
-        ``chunk_size`` rows merged exactly, so memory stays ``O(D k)``."""
+        ``chunk_size`` rows merged exactly, so memory stays ``O(D k)``; with
+        ``assume_centered``, about zero."""
         h, w, c = _check_image_shape(image_shape)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != h * w * c:
@@ -73,7 +74,7 @@ class GridMoments:
         total = None
         for start in range(0, X.shape[0], chunk_size):
             images = X[start : start + chunk_size].reshape(-1, h, w, c)
-            mean = images.mean(axis=0)
+            mean = np.zeros((h, w, c)) if assume_centered else images.mean(axis=0)
             centred = images - mean
             products = np.zeros((len(offsets), h, w, c, c))
             for k, (dy, dx) in enumerate(offsets):
@@ -120,19 +121,12 @@ class GridMoments:
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(positions)
 
     def to_sparse(self):
-        """The windowed covariance as a symmetric ``csr_array`` of shape
-        ``(D, D)``: every pair of features within the window, both ways."""
+        """The windowed covariance as a canonical symmetric ``csr_array`` of
+        shape ``(D, D)``: every pair of features within the window, both
+        ways, zeros included (so that moments on one window merge by their
+        ``data``)."""
         rows, cols, positions = self._pattern
         values = self.products.ravel()[positions]
         # each unordered pair once: (0, 0) stores both channel orders already
         keep = rows <= cols
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-        off = rows != cols
-        D = self.n_features
-        return sp.csr_array(
-            (
-                np.concatenate([values, values[off]]),
-                (np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])),
-            ),
-            shape=(D, D),
-        )
+        return symmetric_csr(rows[keep], cols[keep], values[keep], self.n_features)

@@ -1,13 +1,19 @@
 """Sufficient statistics of a Gaussian: count, mean and covariance, computed
-in one pass and merged exactly for streaming fits."""
+in one pass and merged exactly for streaming fits, dense or on a sparse
+pattern (the window a masked fit reads)."""
 
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..utils._compat import _assert_all_finite
 
-__all__ = ["Moments"]
+__all__ = ["Moments", "SparseMoments", "data_top_eigenvalue"]
+
+# Rows per chunk of the passes over the data: temporaries stay near 64 MB.
+_CHUNK_BYTES = 2**26
 
 
 @dataclass(frozen=True)
@@ -64,3 +70,110 @@ class Moments:
             + np.outer(delta, delta) * (n1 * n2 / n**2)
         )
         return Moments(n, mean, covariance)
+
+
+@dataclass(frozen=True)
+class SparseMoments:
+    """Count, mean and (biased) covariance on a sparse pattern, with the
+    largest eigenvalue of the full covariance that score matching's bound
+    is relative to (None where no estimator needs it).
+
+    ``covariance`` is a canonical ``csr_array`` holding every entry of the
+    pattern (zeros included), so two sample sets' statistics on one pattern
+    merge by adding their ``data`` arrays.
+    """
+
+    n_samples: int
+    mean: np.ndarray
+    covariance: sp.csr_array
+    top_eigenvalue: float | None = None
+
+    @property
+    def n_features(self):
+        return self.mean.shape[0]
+
+    @classmethod
+    def of_pattern(cls, X, pattern, assume_centered=False):
+        """The moments of ``X`` on the entries of the symmetric ``pattern``
+        (any sparse matrix), by column products in chunks of rows: memory
+        ``O(chunk * nnz)``, never ``(D, D)``."""
+        pattern = sp.csr_array(pattern, dtype=bool)
+        pattern.sum_duplicates()
+        upper = sp.coo_array(sp.triu(pattern))
+        rows, cols = upper.row.astype(np.int64), upper.col.astype(np.int64)
+        n = X.shape[0]
+        mean = np.zeros(X.shape[1]) if assume_centered else X.mean(axis=0)
+        sums = np.zeros(rows.size)
+        step = max(1, _CHUNK_BYTES // (8 * max(rows.size, 1)))
+        for start in range(0, n, step):
+            chunk = X[start : start + step] - mean
+            sums += np.einsum("ki,ki->i", chunk[:, rows], chunk[:, cols])
+        return cls(n, mean, symmetric_csr(rows, cols, sums / n, X.shape[1]))
+
+    def merge(self, other):
+        """Exact pooled moments of two sample sets on one pattern (Chan,
+        Golub & LeVeque 1979). The largest eigenvalue of the pooled covariance
+        is not a function of the two: the merge keeps Weyl's upper bound,
+        the weighted sum of the two plus the mean shift's."""
+        a, b = self.covariance, other.covariance
+        if not (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)):
+            raise ValueError("Moments on different patterns cannot be merged.")
+        n1, n2 = self.n_samples, other.n_samples
+        n = n1 + n2
+        delta = other.mean - self.mean
+        row = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+        data = (n1 / n) * a.data + (n2 / n) * b.data
+        data += delta[row] * delta[a.indices] * (n1 * n2 / n**2)
+        covariance = sp.csr_array((data, a.indices, a.indptr), shape=a.shape)
+        top = None
+        if self.top_eigenvalue is not None and other.top_eigenvalue is not None:
+            top = (
+                (n1 / n) * self.top_eigenvalue
+                + (n2 / n) * other.top_eigenvalue
+                + (n1 * n2 / n**2) * float(delta @ delta)
+            )
+        return SparseMoments(n, self.mean + delta * (n2 / n), covariance, top)
+
+
+def symmetric_csr(rows, cols, values, n_features):
+    """The canonical symmetric ``csr_array`` with upper-triangle ``values``
+    at ``(rows, cols)``, explicit zeros kept (a fixed pattern)."""
+    off = rows != cols
+    out = sp.coo_array(
+        (
+            np.concatenate([values, values[off]]),
+            (np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])),
+        ),
+        shape=(n_features, n_features),
+    ).tocsr()
+    out.sum_duplicates()
+    return out
+
+
+def data_top_eigenvalue(X, mean):
+    """The largest eigenvalue of the covariance of the rows of ``X`` about
+    ``mean``, by Lanczos on products with the data in chunks of rows: the
+    covariance itself is never formed. Starts from a fixed vector, so the
+    result is reproducible."""
+    n, D = X.shape
+    if D <= 64:  # LAPACK on the small covariance itself
+        Xc = X - mean
+        return float(np.linalg.eigvalsh(Xc.T @ Xc / n)[-1])
+    step = max(1, _CHUNK_BYTES // (8 * D))
+
+    def centred(v):
+        # X_c' X_c v / n with X_c = X - 1 mean', without forming X_c
+        v = np.ravel(v)
+        out = np.zeros(D)
+        total = 0.0
+        mv = mean @ v
+        for start in range(0, n, step):
+            chunk = X[start : start + step]
+            r = chunk @ v - mv
+            out += chunk.T @ r
+            total += r.sum()
+        return (out - mean * total) / n
+
+    op = LinearOperator((D, D), matvec=centred, dtype=np.float64)
+    v0 = np.random.default_rng(0).uniform(0.5, 1.5, D)
+    return float(eigsh(op, k=1, which="LA", return_eigenvectors=False, tol=1e-10, v0=v0)[0])

@@ -98,7 +98,7 @@ def start_and_preconditioner(S, pairs, eps):
     system = score_matching_system(S, pairs)
     with warnings.catch_warnings(), single_threaded():
         warnings.simplefilter("ignore")  # a rough start is enough
-        precision, _ = _solve_score_matching(
+        theta, _ = _solve_score_matching(
             S, pairs, eps=2 * eps, tol=1e-4, max_iter=5000, system=system
         )
 
@@ -106,7 +106,7 @@ def start_and_preconditioner(S, pairs, eps):
         with single_threaded():  # a banded solve: threads cost more than they save
             return system.solve(v)
 
-    return pairs.from_dense(precision), precondition
+    return theta, precondition
 
 
 def smooth(X, reg, rng):
@@ -484,11 +484,14 @@ class MaskedGaussianNCE(BaseMaskedNCE):
             nu,
         )
 
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    _needs_top_eigenvalue = True
+
+    def _estimate_precision(self, S, structure, warm_start, data):
         rng = check_random_state(self.random_state)
         pairs = structure.pairs
+        X = data.X
         noise = self._fit_noise(X)
-        eps = resolve_eps(self.eps, S)
+        eps = resolve_eps(self.eps, S, data.top_eigenvalue)
         # Solved in units where the mean variance is about 1 (see unit_scale).
         c2 = unit_scale(S)
         units = _Units(c2)
@@ -521,7 +524,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
                 stacklevel=2,
             )
         fit = _NCEFit(
-            precision=pairs.to_dense(theta),
+            precision=pairs.to_sparse(theta),
             n_iter=result.n_iter,
             kkt_residual=result.kkt_residual,
             min_eigenvalue=result.min_eigenvalue,

@@ -49,7 +49,9 @@ from ._base import BaseMaskedGaussian, MaskedFit
 from ._decoupling import decoupled_spans, lone_variances
 from ._inputs import (
     check_moments_and_mask,
+    diagonal,
     factorisation_errors_as_value_errors,
+    read_entries,
     unit_scale,
 )
 
@@ -113,15 +115,16 @@ class ScoreMatchingSystem:
 _EPS_RANGE = (1e-4, 100.0)
 
 
-def resolve_eps(eps, S):
+def resolve_eps(eps, S, top=None):
     """The lower bound on the precision's eigenvalues.
 
     ``"auto"`` gives ``0.5 / lambda_max(S)``: the model may then spread at most
     twice as much as the data along any direction (its variance along a
     pinned eigen-direction is ``1 / eps``). A much smaller bound lets a
-    pinned direction carry huge variance and ruins samples.
+    pinned direction carry huge variance and ruins samples. ``top`` gives
+    ``lambda_max`` where ``S`` holds only a window of the covariance.
     """
-    top = top_eigenvalue(S)
+    top = top_eigenvalue(S) if top is None else float(top)
     if isinstance(eps, str):  # "auto"
         return 0.5 / top
     ratio = float(eps) * top
@@ -148,10 +151,19 @@ def anticommutator_pattern(pairs):
     # S[a, k] Delta[k, b] over neighbours k of b, and the mirror term.
     p1, k1, q1 = pairs.neighbour_products(pairs.cols)
     p2, k2, q2 = pairs.neighbour_products(pairs.rows)
-    D = pairs.n_features
-    gather = np.concatenate([pairs.rows[p1] * D + k1, pairs.cols[p2] * D + k2])
+    gather = (np.concatenate([pairs.rows[p1], pairs.cols[p2]]), np.concatenate([k1, k2]))
     p = np.concatenate([p1, p2])
     return p, np.concatenate([q1, q2]), gather, 0.5 * pairs.weights[p]
+
+
+def _read(S, at):
+    """``S`` at the index arrays ``at = (rows, cols)``."""
+    return read_entries(
+        S,
+        *at,
+        "on the mask's two-hop neighbourhood (every pair of features with a common "
+        "neighbour: the 5x5 window of an 8-connected grid)",
+    )
 
 
 def score_matching_hessian(S, pairs):
@@ -159,8 +171,9 @@ def score_matching_hessian(S, pairs):
 
     Parameters
     ----------
-    S : ndarray of shape (n_features, n_features)
-        Second-moment matrix of the (centred) data.
+    S : ndarray or sparse matrix of shape (n_features, n_features)
+        Second-moment matrix of the (centred) data; a sparse one must hold
+        it on the mask's two-hop neighbourhood.
     pairs : MaskPairs
         The free entries.
 
@@ -171,7 +184,7 @@ def score_matching_hessian(S, pairs):
     """
     p, q, gather, coef = anticommutator_pattern(pairs)
     m = pairs.n_pairs
-    return sp.csc_array((np.asarray(S).ravel()[gather] * coef, (p, q)), shape=(m, m))
+    return sp.csc_array((_read(S, gather) * coef, (p, q)), shape=(m, m))
 
 
 def score_matching_system(S, pairs):
@@ -182,7 +195,7 @@ def score_matching_system(S, pairs):
     through a sparse ``H`` (:func:`~skdensity.linalg.spd_solver`).
     """
     p, q, gather, coef = anticommutator_pattern(pairs)
-    vals = np.asarray(S).ravel()[gather] * coef
+    vals = _read(S, gather) * coef
     m = pairs.n_pairs
 
     def hessp(v):
@@ -207,19 +220,28 @@ _SINGULAR = (
 )
 
 
-def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=None, verbose=0):
+def masked_score_matching(
+    S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=None, verbose=0, top_eigenvalue=None
+):
     r"""Score matching estimate of a masked precision with ``Lambda >= eps I``.
 
     Parameters
     ----------
-    S : ndarray of shape (n_features, n_features)
+    S : ndarray or sparse matrix of shape (n_features, n_features)
         Positive definite second-moment matrix of the centred data (add a
-        variance floor first if the empirical covariance is singular).
-    mask : ndarray of bool, shape (n_features, n_features)
+        variance floor first if the empirical covariance is singular). The
+        objective reads it only on the mask's two-hop neighbourhood, so a
+        sparse ``S`` holding those entries (e.g. from
+        :class:`~skdensity.gaussian.GridMoments`) is enough for any size.
+    mask : array-like or sparse matrix of bool, shape (n_features, n_features)
         Symmetric sparsity pattern with a ``True`` diagonal.
     eps : float or "auto", default="auto"
         Lower bound on the eigenvalues of the estimate; see
         :func:`resolve_eps`.
+    top_eigenvalue : float, default=None
+        Largest eigenvalue of the full second-moment matrix, to which
+        ``eps`` is relative; by default that of ``S`` as given (a sparse
+        ``S`` holding only a window of the covariance has a smaller one).
     tol : float, default=1e-6
         Target for the relative KKT residual.
     max_iter : int, default=5000
@@ -232,8 +254,8 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
 
     Returns
     -------
-    precision : ndarray of shape (n_features, n_features)
-        The estimate, zero outside ``mask``.
+    precision : ndarray or csr_array of shape (n_features, n_features)
+        The estimate, zero outside ``mask``; sparse when ``S`` is.
     info : ScoreMatchingInfo
         The solver's certificate and multiplier.
 
@@ -248,24 +270,29 @@ def masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=
     True
     """
     with factorisation_errors_as_value_errors():
-        return _masked_score_matching(
-            S, mask, eps=eps, tol=tol, max_iter=max_iter, init=init, verbose=verbose
+        S, pairs = check_moments_and_mask(S, mask)
+        theta, info = _masked_score_matching(
+            S,
+            pairs,
+            eps=resolve_eps(eps, S, top_eigenvalue),
+            tol=tol,
+            max_iter=max_iter,
+            init=init,
+            verbose=verbose,
         )
+    return (pairs.to_sparse(theta) if sp.issparse(S) else pairs.to_dense(theta)), info
 
 
-def _masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init=None, verbose=0):
-    """:func:`masked_score_matching`, with LAPACK's errors left as they are."""
-    # The top eigenvalue of the dense S is matrix-vector products, which BLAS
-    # threads speed up; every later step is a sparse solve or a small dense
-    # product, on which they cost more than they save.
-    S, pairs = check_moments_and_mask(S, mask)
+def _masked_score_matching(S, pairs, *, eps, tol=1e-6, max_iter=5000, init=None, verbose=0):
+    """:func:`masked_score_matching` in the free entries ``theta`` of the
+    precision, from checked inputs and a resolved ``eps``, with LAPACK's
+    errors left as they are."""
     c2 = unit_scale(S)
-    eps = resolve_eps(eps, S)
     if c2 != 1.0:  # solve in units where the mean variance is about 1
-        precision, info = _masked_score_matching(
+        theta, info = _masked_score_matching(
             S / c2, pairs, eps=eps * c2, tol=tol, max_iter=max_iter, init=init, verbose=verbose
         )
-        return precision / c2, replace(
+        return theta / c2, replace(
             info,
             eps=info.eps / c2,
             min_eigenvalue=info.min_eigenvalue / c2,
@@ -275,10 +302,10 @@ def _masked_score_matching(S, mask, *, eps="auto", tol=1e-6, max_iter=5000, init
         # A lone feature's optimum is 1 / S_aa; the bound binds on it only
         # if S_aa eps >= 1 (never for eps="auto": S_aa eps <= 1/2), so the
         # search for decoupled features runs only when it could matter.
-        if np.any(np.diag(S) * eps >= 1.0):
+        if np.any(diagonal(S) * eps >= 1.0):
             labels, _ = decoupled_spans(pairs, pairs.from_dense(S))
             alone = np.bincount(labels)[labels] == 1
-            if np.any(alone & (np.diag(S) * eps >= 1.0)):
+            if np.any(alone & (diagonal(S) * eps >= 1.0)):
                 return _split_score_matching(
                     S,
                     pairs,
@@ -310,8 +337,8 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
     alone = np.flatnonzero(size[labels] == 1)
     variance = lone_variances(S, alone)
     lam = np.maximum(1.0 / variance, eps)
-    precision = np.zeros((D, D))
-    precision[alone, alone] = lam
+    theta = np.zeros(pairs.n_pairs)
+    theta[pairs.pair_ids(alone, alone)] = lam
     pinned = np.flatnonzero(variance * lam > 1.0)
     V = np.zeros((D, pinned.size))
     V[alone[pinned], np.arange(pinned.size)] = np.sqrt(variance[pinned] * lam[pinned] - 1.0)
@@ -321,17 +348,17 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
     unconstrained = float((1.0 / variance).min(initial=np.inf))
     blocks = np.split(np.argsort(labels, kind="stable"), np.cumsum(size)[:-1])
     for idx in (idx for idx in blocks if idx.size > 1):
-        block = np.ix_(idx, idx)
-        P, info = _solve_score_matching(
-            S[block],
-            as_pairs(pairs.submask(idx)),
+        block_pairs = as_pairs(pairs.submask(idx))
+        block_theta, info = _solve_score_matching(
+            S[idx][:, idx] if sp.issparse(S) else S[np.ix_(idx, idx)],
+            block_pairs,
             eps=eps,
             tol=tol,
             max_iter=max_iter,
             init=None if init is None else init[idx],
             verbose=verbose,
         )
-        precision[block] = P
+        theta[pairs.pair_ids(idx[block_pairs.rows], idx[block_pairs.cols])] = block_theta
         V = np.zeros((D, info.dual_factor.shape[1]))
         V[idx] = info.dual_factor
         factors.append(V)
@@ -340,7 +367,7 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
         kkt = max(kkt, info.kkt_residual)
         min_eigenvalue = min(min_eigenvalue, info.min_eigenvalue)
         unconstrained = min(unconstrained, info.unconstrained_min_eigenvalue)
-    return precision, ScoreMatchingInfo(
+    return theta, ScoreMatchingInfo(
         eps=eps,
         n_iter=n_iter,
         kkt_residual=kkt,
@@ -354,8 +381,9 @@ def _split_score_matching(S, pairs, *, eps, tol, max_iter, init, verbose, labels
 
 def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0, system=None):
     """:func:`masked_score_matching` on MaskPairs with an ``eps`` the caller
-    resolved (a number); ``system`` is :func:`score_matching_system`'s result
-    when the caller factorised the Hessian already."""
+    resolved (a number), in the free entries ``theta``; ``system`` is
+    :func:`score_matching_system`'s result when the caller factorised the
+    Hessian already."""
     pairs = as_pairs(pairs)
     eps = float(eps)  # resolved and checked by the caller
     system = system if system is not None else score_matching_system(S, pairs)
@@ -395,7 +423,7 @@ def _solve_score_matching(S, pairs, *, eps, tol, max_iter, init=None, verbose=0,
         warn_unconverged(
             "Score matching", info.kkt_residual, tol=tol, n_iter=info.n_iter, max_iter=max_iter
         )
-    return pairs.to_dense(result.x), info
+    return result.x, info
 
 
 def _certificate(hessp, theta, lam_min, V, eps, pairs):
@@ -607,11 +635,14 @@ class MaskedGaussianSM(BaseMaskedGaussian):
         self.max_iter = max_iter
         self.verbose = verbose
 
-    def _estimate_precision(self, S, structure, warm_start, X=None):
+    _needs_top_eigenvalue = True
+
+    def _estimate_precision(self, S, structure, warm_start, data):
         precision, info = masked_score_matching(
             S,
             structure.pairs,
             eps=self.eps,
+            top_eigenvalue=data.top_eigenvalue,
             tol=self.tol,
             max_iter=self.max_iter,
             init=self.dual_factor_ if warm_start else None,

@@ -142,6 +142,23 @@ class BlockTridiagonal:
         out[self._off_pairs] = C.ravel()[self._off_at]
         return out
 
+    def read(self, W, C, u, v):
+        """The symmetric matrix with blocks ``(W, C)`` at ``(u, v)`` (index
+        arrays of one shape, every pair within the block tridiagonal pattern)."""
+        s = self.block_size
+        u, v = np.broadcast_arrays(u, v)
+        I, i = np.divmod(u, s)
+        J, j = np.divmod(v, s)
+        below = I > J  # C_J = W_{J+1, J}: (i, j) there; above it, its transpose
+        flat = np.where(
+            I == J,
+            (I * s + i) * s + j,
+            W.size + np.where(below, (J * s + i) * s + j, (I * s + j) * s + i),
+        )
+        if np.any(np.abs(I - J) > 1):
+            raise ValueError("an entry outside the block tridiagonal pattern")
+        return np.concatenate([W.ravel(), C.ravel()])[flat]
+
     @cached_property
     def _dense_index(self):
         """Where :meth:`to_dense` puts the blocks' entries (built on first use)."""

@@ -92,7 +92,8 @@ def _shift_invert_lanczos(solve, shift, D, max_steps=40, rtol=1e-13):
 
 
 def top_eigenvalue(S):
-    """The largest eigenvalue of a dense symmetric matrix.
+    """The largest eigenvalue of a symmetric matrix (dense, sparse or a
+    ``LinearOperator``).
 
     Lanczos (a few matrix-vector products) on large matrices, from a fixed
     start: ARPACK's own random start carries its seed from call to call, so
@@ -101,7 +102,8 @@ def top_eigenvalue(S):
     if S.shape[0] <= 50:
         # All eigenvalues by divide and conquer: LAPACK's subset driver (syevr)
         # fails with "Internal Error" on nearly scalar matrices.
-        return la.eigh(S, eigvals_only=True, driver="evd")[-1]
+        dense = S.toarray() if sp.issparse(S) else S
+        return la.eigh(dense, eigvals_only=True, driver="evd")[-1]
     v0 = np.random.default_rng(0).uniform(0.5, 1.5, S.shape[0])
     return eigsh(S, k=1, which="LA", return_eigenvectors=False, tol=1e-10, v0=v0)[0]
 

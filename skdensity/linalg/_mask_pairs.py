@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from ._cholesky import CholeskyFactor
 
-__all__ = ["MaskPairs", "as_pairs", "diagonal_segments"]
+__all__ = ["MaskPairs", "as_pairs", "diagonal_segments", "matrix_entries"]
 
 _PAIRS_CACHE = {}
 _PAIRS_LOCK = threading.Lock()  # fits and scores may run in threads (joblib, services)
@@ -31,8 +31,10 @@ def as_pairs(mask):
     """
     if isinstance(mask, MaskPairs):
         return mask
-    mask = np.asarray(mask, dtype=bool)
-    key = (mask.shape, hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
+    mask = _as_csr(mask)
+    digest = hashlib.sha1(mask.indptr.tobytes())
+    digest.update(mask.indices.tobytes())
+    key = (mask.shape, digest.hexdigest())
     with _PAIRS_LOCK:
         pairs = _PAIRS_CACHE.get(key)
     if pairs is None:
@@ -43,6 +45,37 @@ def as_pairs(mask):
         while len(_PAIRS_CACHE) > 8:
             _PAIRS_CACHE.pop(next(iter(_PAIRS_CACHE)))
     return pairs
+
+
+def _as_csr(mask):
+    """A boolean mask, dense or sparse, as a canonical ``csr_array``: sorted
+    indices and no stored ``False``, so that equal patterns have equal arrays."""
+    mask = sp.csr_array(mask if sp.issparse(mask) else np.asarray(mask), dtype=bool)
+    if not mask.has_canonical_format or not mask.data.all():
+        mask = mask.copy()  # never the caller's arrays, which may be read-only
+        mask.eliminate_zeros()
+        mask.sum_duplicates()
+    mask.indices = mask.indices.astype(np.int64, copy=False)
+    mask.indptr = mask.indptr.astype(np.int64, copy=False)
+    return mask
+
+
+def matrix_entries(A, rows, cols):
+    """``A[rows[k], cols[k]]`` of a sparse matrix for every ``k``, and whether
+    ``A`` stores that entry (a missing one reads as zero): one search in the
+    sorted flat positions of its entries."""
+    A = sp.csr_array(A)
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()  # sorts the indices too
+    D = A.shape[1]
+    stored = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr)) * D + A.indices
+    key = np.asarray(rows, dtype=np.int64) * D + np.asarray(cols, dtype=np.int64)
+    if stored.size == 0:
+        return np.zeros(key.shape), np.zeros(key.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(stored, key), stored.size - 1)
+    found = stored[at] == key
+    return np.where(found, A.data[at], 0.0), found
 
 
 def diagonal_segments(rows, cols, max_gap=48, max_segments=64):
@@ -75,9 +108,13 @@ class MaskPairs:
     """Index the free entries of a symmetric matrix supported on ``mask``."""
 
     def __init__(self, mask):
-        mask = np.asarray(mask, dtype=bool)
+        mask = _as_csr(mask)
         self.n_features = mask.shape[0]
-        self.rows, self.cols = np.nonzero(np.triu(mask))
+        upper = sp.triu(mask, format="csr")
+        upper.sort_indices()
+        # row-major order, as np.nonzero(np.triu(dense)) gives
+        self.rows = np.repeat(np.arange(self.n_features), np.diff(upper.indptr))
+        self.cols = upper.indices.astype(np.int64)
         self.n_pairs = self.rows.size
         self.is_diag = self.rows == self.cols
         self.weights = np.where(self.is_diag, 1.0, 2.0)
@@ -93,33 +130,45 @@ class MaskPairs:
         self._segments, self._segment_take = (None, None) if runs is None else runs
         self._segment_length = 0 if runs is None else sum(hi - lo for _, lo, hi in runs[0])
         # CSR layout of the symmetric pattern, built once: to_sparse then only
-        # gathers theta instead of converting COO to CSR on every call.
-        order = sp.csr_array(
-            (np.arange(1, self._sym_rows.size + 1), (self._sym_rows, self._sym_cols)),
-            shape=mask.shape,
+        # gathers theta, and pair_ids looks entries up by their flat position.
+        D = self.n_features
+        key = self._sym_rows * D + self._sym_cols
+        order = np.argsort(key, kind="stable")
+        self._sym_keys = key[order]
+        self._csr_take = self._sym_take[order]
+        self._csr_indices = self._sym_cols[order]
+        self._csr_indptr = np.searchsorted(self._sym_rows[order], np.arange(D + 1))
+        self.indptr, self.indices = mask.indptr, mask.indices
+
+    def pair_ids(self, i, j):
+        """The free entry at ``(i[k], j[k])`` (either order) for every ``k``,
+        -1 where the mask has none: a search in the sorted pattern, without
+        a dense ``(D, D)`` index."""
+        key = np.asarray(i, dtype=np.int64) * self.n_features + np.asarray(j, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sym_keys, key), self._sym_keys.size - 1)
+        return np.where(self._sym_keys[at] == key, self._csr_take[at], -1)
+
+    def mask(self):
+        """The pattern as a boolean ``csr_array`` (both triangles)."""
+        D = self.n_features
+        return sp.csr_array(
+            (np.ones(self._csr_indices.size, dtype=bool), self._csr_indices, self._csr_indptr),
+            shape=(D, D),
         )
-        order.sort_indices()
-        self._csr_take = self._sym_take[order.data - 1]
-        self._csr_indices, self._csr_indptr = order.indices, order.indptr
-        graph = sp.csr_array(mask)
-        self.indptr, self.indices = graph.indptr, graph.indices
-        # Pair id of every (i, j) in the mask, either order; -1 outside.
-        self.pair_id = np.full(mask.shape, -1, dtype=np.int32 if self.n_pairs < 2**31 else np.int64)
-        self.pair_id[self.rows, self.cols] = np.arange(self.n_pairs)
-        self.pair_id[self.cols, self.rows] = np.arange(self.n_pairs)
 
     def submask(self, idx, labels=None):
-        """The mask's principal submatrix on the sorted features ``idx``, dense;
-        with ``labels``, only the edges within a label."""
+        """The mask's principal submatrix on the sorted features ``idx``, as a
+        ``csr_array``; with ``labels``, only the edges within a label."""
         position = np.full(self.n_features, -1)
         position[idx] = np.arange(idx.size)
         r, c = position[self.rows], position[self.cols]
         keep = (r >= 0) & (c >= 0)
         if labels is not None:
             keep &= labels[self.rows] == labels[self.cols]
-        out = np.zeros((idx.size, idx.size), dtype=bool)
-        out[r[keep], c[keep]] = out[c[keep], r[keep]] = True
-        return out
+        r, c = r[keep], c[keep]
+        return sp.csr_array(
+            (np.ones(2 * r.size, dtype=bool), (np.r_[r, c], np.r_[c, r])), shape=(idx.size,) * 2
+        )
 
     def to_sparse(self, theta):
         """The symmetric matrix with free entries ``theta``, as CSR."""
@@ -135,7 +184,10 @@ class MaskPairs:
         return out
 
     def from_dense(self, A):
-        """The free entries of a (symmetric) dense matrix."""
+        """The free entries of a symmetric matrix, dense or sparse (entries a
+        sparse matrix does not store are zero)."""
+        if sp.issparse(A):
+            return matrix_entries(A, self.rows, self.cols)[0]
         return A[self.rows, self.cols]
 
     def cholesky(self, theta, shift=0.0):
@@ -207,5 +259,5 @@ class MaskPairs:
         matching Hessian without Python loops.
         """
         p, k = self._expand_neighbours(second)
-        q = self.pair_id[k, second[p]]
+        q = self.pair_ids(k, second[p])
         return p, k, q

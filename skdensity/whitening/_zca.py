@@ -5,6 +5,7 @@ from numbers import Real
 
 import numpy as np
 import scipy.linalg as la
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     DensityMixin,
@@ -235,7 +236,9 @@ class ZCAWhitener(
         est = clone(self.covariance_estimator).fit(X)
         location = np.asarray(getattr(est, "location_", X.mean(axis=0)), dtype=float)
         if getattr(est, "precision_", None) is not None:
-            return est, location, dict(precision=est.precision_)
+            precision = est.precision_
+            # a masked precision is sparse; whitening is dense by nature
+            return est, location, dict(precision=_dense(precision))
         if getattr(est, "covariance_", None) is not None:
             return est, location, dict(covariance=est.covariance_)
         raise ValueError(
@@ -306,3 +309,7 @@ class ZCAWhitener(
         n_samples = check_n_samples(n_samples)
         e = check_random_state(random_state).standard_normal((n_samples, self.n_features_in_))
         return e @ self.dewhitening_ + self.location_
+
+
+def _dense(matrix):
+    return matrix.toarray() if sp.issparse(matrix) else matrix
