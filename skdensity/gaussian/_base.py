@@ -507,8 +507,11 @@ class BaseMaskedGaussian(BaseGaussian):
         """ndarray of shape (n_features, n_features): the lower Cholesky
         factor ``L`` of ``precision_ = L L'``, dense, formed on access like
         ``covariance_``."""
-        self._check_dense("precision_cholesky_", copies=1)
-        return self._factor().lower()
+        self._check_dense("precision_cholesky_", copies=2)
+        factor = self._factor()
+        if factor.perm is None:
+            return factor.lower()
+        return la.cholesky(self.precision_.toarray(), lower=True)
 
     def _check_dense(self, name, copies):
         D = self.precision_.shape[0]

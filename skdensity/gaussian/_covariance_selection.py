@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from ..linalg import (
+    SchwarzBlocks,
     as_pairs,
     block_layout,
     bottom_eig,
@@ -418,49 +419,16 @@ class _SchwarzPreconditioner:
 
     The Hessian at a precision with inverse ``Sigma`` is ``H_pq = w_p w_q
     (Sigma_ac Sigma_bd + Sigma_ad Sigma_bc) / 2`` for ``p = (a, b)``, ``q
-    = (c, d)``. Each feature ``a`` with its neighbours of larger index
-    spans a block of free entries; the blocks overlap and cover every entry.
-    The preconditioner is the sum over blocks of the inverse of ``H``
-    restricted to the block, a sparse matrix. Its structure depends on the
-    mask only: built once per mask (:meth:`of`).
+    = (c, d)``, read on the blocks of :class:`~skdensity.linalg.SchwarzBlocks`.
     """
 
     def __init__(self, pairs):
-        self.pairs = pairs
-        # Block of feature a: a and its neighbours of larger index (graph rows
-        # include a), padded to a common width; then every free pair among them.
-        D = pairs.n_features
-        counts = np.diff(pairs.indptr)
-        owner = np.repeat(np.arange(D), counts)
-        forward = pairs.indices >= owner
-        owner, node = owner[forward], pairs.indices[forward]
-        width = np.bincount(owner, minlength=D)
-        slot = np.arange(owner.size) - np.repeat(np.cumsum(width) - width, width)
-        nodes = np.full((D, width.max()), -1)
-        nodes[owner, slot] = node
-        i, j = np.triu_indices(nodes.shape[1])
-        u, v = nodes[:, i], nodes[:, j]
-        cand = np.where((u >= 0) & (v >= 0), pairs.pair_ids(np.maximum(u, 0), np.maximum(v, 0)), -1)
-        k = int((cand >= 0).sum(axis=1).max())
-        order = np.argsort(cand < 0, axis=1, kind="stable")[:, :k]  # valid entries first
-        ids = np.take_along_axis(cand, order, axis=1)
-        short = ids < 0
-        # padding repeats the block's first entry: every read stays in the band
-        ids[short] = np.broadcast_to(ids[:, :1], ids.shape)[short]
+        self.blocks = SchwarzBlocks.of(pairs)
+        ids = self.blocks.ids
         a, b = pairs.rows[ids], pairs.cols[ids]
         # Sigma at these four (row, column) index grids, broadcast (D, k, k).
         self.gather = [(u[:, :, None], v[:, None, :]) for u, v in ((a, a), (b, b), (a, b), (b, a))]
-        weight = 0.5 * pairs.weights[ids][:, :, None] * pairs.weights[ids][:, None, :]
-        self.valid = ~short[:, :, None] & ~short[:, None, :]
-        weight[~self.valid] = 0.0
-        self.weight = weight
-        self.padding = short[:, :, None] & np.eye(k, dtype=bool)[None]
-        rows = np.broadcast_to(ids[:, :, None], self.valid.shape)[self.valid]
-        cols = np.broadcast_to(ids[:, None, :], self.valid.shape)[self.valid]
-        key = rows.astype(np.int64) * pairs.n_pairs + cols
-        uniq, self.position = np.unique(key, return_inverse=True)
-        self.indptr = np.searchsorted(uniq // pairs.n_pairs, np.arange(pairs.n_pairs + 1))
-        self.indices = uniq % pairs.n_pairs
+        self.weight = 0.5 * pairs.weights[ids][:, :, None] * pairs.weights[ids][:, None, :]
 
     @staticmethod
     @lru_cache(maxsize=8)
@@ -475,12 +443,7 @@ class _SchwarzPreconditioner:
         blocks = inverse.at(*g[0]) * inverse.at(*g[1])
         blocks += inverse.at(*g[2]) * inverse.at(*g[3])
         blocks *= self.weight
-        blocks[self.padding] = 1.0  # padded blocks: identity where the block is short
-        data = np.bincount(
-            self.position, weights=np.linalg.inv(blocks)[self.valid], minlength=self.indices.size
-        )
-        m = self.pairs.n_pairs
-        return sp.csr_array((data, self.indices, self.indptr), shape=(m, m))
+        return self.blocks.preconditioner(blocks)
 
 
 class MaskedGaussianMLE(BaseMaskedGaussian):

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..linalg import (
+    SchwarzBlocks,
     as_pairs,
     band_storage,
     banded_cholesky,
@@ -42,6 +43,7 @@ from ..linalg import (
     top_eigenvalue,
 )
 from ..linalg._banded import narrow_band
+from ..linalg._mask_pairs import matrix_entries
 from ..utils._compat import Interval, StrOptions
 from ..utils._threads import single_threaded
 from ..utils._validation import warn_unconverged
@@ -190,9 +192,13 @@ def score_matching_hessian(S, pairs):
 def score_matching_system(S, pairs):
     """The :class:`ScoreMatchingSystem` of ``S``.
 
-    Grid masks get ``H`` straight in band storage and a banded Cholesky
-    factor; ``H v`` then sums the cached pattern's terms. Other masks go
-    through a sparse ``H`` (:func:`~skdensity.linalg.spd_solver`).
+    ``H v`` sums the cached pattern's terms. Grid masks of moderate size get
+    ``H`` straight in band storage and a banded Cholesky factor; its band is
+    about five times the image width in the pairs' order, so the factor's
+    cost grows as ``D w^2`` with a large constant, and beyond
+    ``_DIRECT_FLOPS`` conjugate gradients with an additive Schwarz
+    preconditioner solve instead (a few dozen ``H v`` per solve on images).
+    Other masks go through a sparse ``H`` (:func:`~skdensity.linalg.spd_solver`).
     """
     p, q, gather, coef = anticommutator_pattern(pairs)
     vals = _read(S, gather) * coef
@@ -203,7 +209,11 @@ def score_matching_system(S, pairs):
 
     upper = p <= q
     u = int((q[upper] - p[upper]).max(initial=0))
-    if narrow_band(m, u):  # the pattern's duplicate entries add up in the band
+    if narrow_band(m, u):
+        if m * u * u > _DIRECT_FLOPS:
+            H = sp.csr_array((vals, (p, q)), shape=(m, m))  # duplicates add up
+            return ScoreMatchingSystem(hessp, _schwarz_cg_solver(hessp, H, pairs))
+        # the pattern's duplicate entries add up in the band
         factor = banded_cholesky(
             band_storage(p[upper], q[upper], vals[upper], m, u), overwrite=True
         )
@@ -213,6 +223,54 @@ def score_matching_system(S, pairs):
         return ScoreMatchingSystem(hessp, spd_solver(score_matching_hessian(S, pairs)))
     except RuntimeError as exc:  # exactly singular
         raise ValueError(_SINGULAR) from exc
+
+
+# Banded factorisations of the score matching Hessian up to this many flops
+# (about a second here); larger ones are solved by conjugate gradients.
+_DIRECT_FLOPS = 2e10
+# Conjugate gradients stop at this residual relative to the right-hand side:
+# the solves enter the optimality certificate, so they are solved to rounding.
+_CG_RTOL = 1e-12
+
+
+def _schwarz_cg_solver(hessp, H, pairs, max_iter=2000):
+    """``v -> H^{-1} v`` by conjugate gradients, preconditioned by the sum of
+    the inverses of ``H`` on the overlapping blocks of
+    :class:`~skdensity.linalg.SchwarzBlocks`."""
+    blocks = SchwarzBlocks.of(pairs)
+    D, k = blocks.ids.shape
+    rows = np.broadcast_to(blocks.ids[:, :, None], (D, k, k))
+    cols = np.broadcast_to(blocks.ids[:, None, :], (D, k, k))
+    M = blocks.preconditioner(matrix_entries(H, rows.ravel(), cols.ravel())[0].reshape(D, k, k))
+
+    def solve_one(b):
+        x = np.zeros_like(b)
+        r = b.copy()
+        z = M @ r
+        d = z.copy()
+        rz = r @ z
+        stop = _CG_RTOL * np.linalg.norm(b)
+        for _ in range(max_iter):
+            if np.linalg.norm(r) <= stop:
+                break
+            Hd = hessp(d)
+            curvature = d @ Hd
+            if not curvature > 0:  # H is not positive definite
+                raise ValueError(_SINGULAR)
+            alpha = rz / curvature
+            x += alpha * d
+            r -= alpha * Hd
+            z = M @ r
+            rz, rz_old = r @ z, rz
+            d = z + (rz / rz_old) * d
+        return x
+
+    def solve(v):
+        if v.ndim == 1:
+            return solve_one(v)
+        return np.column_stack([solve_one(column) for column in v.T])
+
+    return solve
 
 
 _SINGULAR = (

@@ -14,7 +14,8 @@ matrix.
 - :mod:`._lbfgs`: preconditioned L-BFGS;
 - :mod:`._pd_projection`: projection onto ``Lambda >= eps I`` in a quadratic
   metric, by its low-rank dual;
-- :mod:`._projected_lbfgs`: projected quasi-Newton under the same constraint.
+- :mod:`._projected_lbfgs`: projected quasi-Newton under the same constraint;
+- :mod:`._schwarz`: additive Schwarz preconditioners on the free entries.
 """
 
 from ._banded import band_storage, banded_cholesky, banded_solver, spd_solver, upper_band
@@ -31,6 +32,7 @@ from ._lbfgs import LBFGSMemory, LBFGSResult, minimize_lbfgs
 from ._mask_pairs import MaskPairs, as_pairs
 from ._pd_projection import ProjectionResult, project_pd, projection_certificate
 from ._projected_lbfgs import PDMinimizeResult, minimize_pd
+from ._schwarz import SchwarzBlocks
 
 __all__ = [
     "BlockTridiagonal",
@@ -40,6 +42,7 @@ __all__ = [
     "MaskPairs",
     "PDMinimizeResult",
     "ProjectionResult",
+    "SchwarzBlocks",
     "SelectedInverse",
     "as_pairs",
     "band_storage",

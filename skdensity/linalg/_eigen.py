@@ -58,7 +58,7 @@ def _dense_bottom(A, k):
     return w[:k], U[:, :k]
 
 
-def _shift_invert_lanczos(solve, shift, D, max_steps=40, rtol=1e-13):
+def _shift_invert_lanczos(solve, shift, D, max_steps=200, rtol=1e-13):
     """The smallest eigenpair of ``A`` from ``solve = (A - shift I)^{-1}``
     (``shift`` below the spectrum) by Lanczos with full reorthogonalisation,
     or None if it has not converged after ``max_steps`` (ARPACK then runs).

@@ -1,24 +1,36 @@
 """A clear error before an allocation that would not fit in memory."""
 
-import os
-
 __all__ = ["available_memory", "check_allocation"]
 
 
 def available_memory():
-    """Bytes the system can still give this process (``MemAvailable``), or
-    None where that is unknown."""
+    """Bytes the system can still give this process: ``MemAvailable``, and
+    no more than what an address-space limit (``ulimit -v``) leaves; None
+    where neither is known."""
+    bounds = [_proc_value("/proc/meminfo", "MemAvailable:")]
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        used = _proc_value("/proc/self/status", "VmSize:")
+        if limit != resource.RLIM_INFINITY and used is not None:
+            bounds.append(max(0, limit - used))
+    except (ImportError, OSError, ValueError):
         pass
+    known = [b for b in bounds if b is not None]
+    return min(known) if known else None
+
+
+def _proc_value(path, key):
+    """A ``kB`` field of a ``/proc`` file, in bytes, or None."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def check_allocation(n_bytes, what, remedy):
