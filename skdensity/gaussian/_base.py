@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows, top_eigenvalue
+from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows
 from ..masks import check_mask, grid_mask, resolve_image_shape
 from ..utils._compat import Interval, Options, _assert_all_finite, _fit_context
 from ..utils._memory import check_allocation
@@ -28,7 +28,6 @@ from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._random import standard_normal
 from ..utils._threads import on_two_threads
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
-from ._grid_moments import GridMoments
 from ._inputs import (
     check_finite_covariance,
     check_variance_range,
@@ -37,7 +36,14 @@ from ._inputs import (
     numerically_definite,
     unit_scale,
 )
-from ._moments import Moments, SparseMoments, data_top_eigenvalue, symmetric_csr
+from ._moments import Moments, SparseMoments, data_top_eigenvalue
+from ._window import (
+    check_dask_array,
+    dask_top_eigenvalue,
+    dask_window_moments,
+    is_dask_array,
+    window_moments,
+)
 
 __all__ = [
     "BaseGaussian",
@@ -48,10 +54,6 @@ __all__ = [
     "MaskedFit",
 ]
 
-# Masks other than grids: up to this many features, and when the window the
-# solvers read holds more than 1/64 of all pairs, one BLAS product of the data
-# computes the window faster than column products.
-DENSE_PRODUCT_MAX_FEATURES = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,9 +151,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
             The fitted estimator.
         """
         with restore_on_failure(self):
-            X = validate_data(
-                self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=False
-            )
+            X = self._validate_input(X, reset=True, min_samples=2)
             structure = self._structure(X.shape[1])
             moments = self._moments_of(X, structure)
             return self._fit_moments(moments, structure, warm_start=False, X=X)
@@ -179,7 +179,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         """
         first = not hasattr(self, "n_samples_seen_")
         with restore_on_failure(self):
-            X = validate_data(self, X, dtype=np.float64, reset=first, ensure_all_finite=False)
+            X = self._validate_input(X, reset=first)
             if first and X.shape[0] < 2:
                 raise ValueError(
                     "The first batch needs at least 2 samples to estimate a "
@@ -191,6 +191,21 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
                 return self._fit_moments(batch, structure, warm_start=False)
             merged = self._seen_moments(structure).merge(batch)
             return self._fit_moments(merged, structure, warm_start=True)
+
+    def _validate_input(self, X, reset, min_samples=1):
+        """Float64 data of the width seen before. A Dask array stays where it
+        is for estimators whose fit needs only the window's moments: they are
+        computed on its chunks (see :func:`dask_window_moments`)."""
+        if is_dask_array(X) and isinstance(self, BaseMaskedGaussian) and not self._needs_samples:
+            return check_dask_array(self, X, reset=reset, min_samples=min_samples)
+        return validate_data(
+            self,
+            X,
+            dtype=np.float64,
+            reset=reset,
+            ensure_min_samples=min_samples,
+            ensure_all_finite=False,
+        )
 
     def _fit_moments(self, moments, structure, warm_start, X=None):
         """The named steps of a fit from sufficient statistics."""
@@ -337,38 +352,22 @@ class BaseMaskedGaussian(BaseGaussian):
         return MaskStructure(image_shape, check_mask(mask, n_features), grid=True)
 
     def _moments_of(self, X, structure):
+        dask = is_dask_array(X)
         with np.errstate(all="ignore"):  # non-finite input is reported below
-            moments = self._window_moments(X, structure)
-        if not (np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(moments.covariance.data))):
-            _assert_all_finite(X, input_name="X")
-        return moments
-
-    def _window_moments(self, X, structure):
-        """:class:`SparseMoments` on the mask's two-hop neighbourhood, with the
-        covariance's largest eigenvalue where the estimator needs it."""
-        top = None
-        if structure.grid:
-            # the 5x5 window: every pair of pixels with a common neighbour
-            grid = GridMoments.of(X, structure.image_shape, 2, self.assume_centered)
-            moments = SparseMoments(grid.n_samples, grid.mean.ravel(), grid.to_sparse())
-        else:
-            D = X.shape[1]
-            window = sp.csr_array(structure.mask @ structure.mask)
-            if D <= DENSE_PRODUCT_MAX_FEATURES and window.nnz * 64 > D * D:
-                dense = Moments.of(X, self.assume_centered)
-                upper = sp.coo_array(sp.triu(window))
-                values = dense.covariance[upper.row, upper.col]
-                covariance = symmetric_csr(upper.row, upper.col, values, D)
-                moments = SparseMoments(dense.n_samples, dense.mean, covariance)
-                if self._needs_top_eigenvalue and np.all(np.isfinite(values)):
-                    top = top_eigenvalue(dense.covariance)
-            else:
-                moments = SparseMoments.of_pattern(X, window, self.assume_centered)
+            compute = dask_window_moments if dask else window_moments
+            moments = compute(X, structure, self.assume_centered)
         variances = moments.covariance.diagonal()
-        if self._needs_top_eigenvalue and top is None and np.all(np.isfinite(variances)):
+        finite = np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(moments.covariance.data))
+        if not finite:
+            if dask:
+                raise ValueError("Input X contains NaN or infinity.")
+            _assert_all_finite(X, input_name="X")
+        if self._needs_top_eigenvalue:
             # zero when nothing varies (refused by the checks that follow)
-            top = data_top_eigenvalue(X, moments.mean) if variances.max() > 0 else 0.0
-        return dataclasses.replace(moments, top_eigenvalue=top)
+            top = dask_top_eigenvalue if dask else data_top_eigenvalue
+            value = top(X, moments.mean) if variances.max() > 0 else 0.0
+            moments = dataclasses.replace(moments, top_eigenvalue=value)
+        return moments
 
     def _seen_moments(self, structure):
         return SparseMoments(

@@ -175,9 +175,9 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
 
     Attributes
     ----------
-    location_, precision_, covariance_, precision_cholesky_ : ndarray
-        As in :class:`MaskedGaussianSM`.
-    empirical_covariance_, mask_, image_shape_ : ndarray, ndarray, tuple
+    location_, precision_, covariance_, precision_cholesky_
+        As in :class:`MaskedGaussianSM` (``precision_`` sparse).
+    empirical_covariance_, mask_, image_shape_, empirical_top_eigenvalue_
         As in :class:`MaskedGaussianSM`.
     noise_scale_ : float
         The :math:`\epsilon` used.

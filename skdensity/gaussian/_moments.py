@@ -163,7 +163,8 @@ def data_top_eigenvalue(X, mean, *, rtol=1e-6, max_steps=500):
     if D <= 64:  # LAPACK on the small covariance itself
         Xc = X - mean
         return float(np.linalg.eigvalsh(Xc.T @ Xc / n)[-1])
-    step = max(1, _CHUNK_BYTES // (8 * D))
+    # chunks of about 8 MB stay in cache between their two products
+    step = max(1, 2**23 // (8 * D))
 
     def covariance_times(v):
         # X_c' X_c v / n with X_c = X - 1 mean', without forming X_c

@@ -361,9 +361,9 @@ class MaskedGaussianNCE(BaseMaskedNCE):
 
     Attributes
     ----------
-    location_, precision_, covariance_, precision_cholesky_ : ndarray
-        As in :class:`MaskedGaussianSM`.
-    empirical_covariance_, mask_, image_shape_ : ndarray, ndarray, tuple
+    location_, precision_, covariance_, precision_cholesky_
+        As in :class:`MaskedGaussianSM` (``precision_`` sparse).
+    empirical_covariance_, mask_, image_shape_, empirical_top_eigenvalue_
         As in :class:`MaskedGaussianSM`.
     log_normalizer_ : float
         The learned :math:`c`.

@@ -618,16 +618,26 @@ class MaskedGaussianSM(BaseMaskedGaussian):
     ----------
     location_ : ndarray of shape (n_features,)
         Mean.
-    precision_ : ndarray of shape (n_features, n_features)
-        Estimated precision, zero outside ``mask_``.
+    precision_ : scipy.sparse.csr_array of shape (n_features, n_features)
+        Estimated precision, zero outside ``mask_`` (sparse at every size).
     covariance_ : ndarray of shape (n_features, n_features)
-        Its inverse.
+        Its inverse, formed on access: ``D^2`` floats, refused with a
+        clear error where they would not fit in memory.
     precision_cholesky_ : ndarray of shape (n_features, n_features)
-        Lower Cholesky factor of ``precision_``.
-    empirical_covariance_ : ndarray of shape (n_features, n_features)
-        Covariance of the data seen (without ``reg``).
-    mask_ : ndarray of bool, shape (n_features, n_features)
+        Dense lower Cholesky factor of ``precision_``, formed on access like
+        ``covariance_``. Scoring and sampling use a banded factor instead.
+    empirical_covariance_ : scipy.sparse.csr_array of shape (n_features, n_features)
+        Covariance of the data seen (without ``reg``) on the mask's two-hop
+        neighbourhood, all the solvers read (the 5x5 window of a grid
+        mask); ``partial_fit`` merges it exactly.
+    mask_ : scipy.sparse.csr_array of bool, shape (n_features, n_features)
         The mask used.
+    empirical_top_eigenvalue_ : float
+        Largest eigenvalue of the empirical covariance, computed from the
+        data by Lanczos; ``eps="auto"`` is relative to it. After
+        ``partial_fit`` it is an upper bound (the batches' own, combined by
+        Weyl's inequality), so ``eps_`` may be slightly smaller than one
+        ``fit`` on all the data gives.
     image_shape_ : tuple of int
         The image shape used.
     eps_ : float
