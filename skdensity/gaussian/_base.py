@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class GaussianFit:
     """What an estimation step learned: each field ``name`` becomes the
@@ -362,7 +361,7 @@ class BaseMaskedGaussian(BaseGaussian):
             if dask:
                 raise ValueError("Input X contains NaN or infinity.")
             _assert_all_finite(X, input_name="X")
-        if self._needs_top_eigenvalue:
+        if self._needs_top_eigenvalue and finite:  # overflow is reported by the checks
             # zero when nothing varies (refused by the checks that follow)
             top = dask_top_eigenvalue if dask else data_top_eigenvalue
             value = top(X, moments.mean) if variances.max() > 0 else 0.0
@@ -564,6 +563,15 @@ class GaussianDensity(BaseGaussian):
     def __init__(self, *, reg=0.0, assume_centered=False):
         self.reg = reg
         self.assume_centered = assume_centered
+
+    def _moments_of(self, X, structure):
+        D = X.shape[1]
+        check_allocation(
+            4 * 8 * D * D,
+            f"GaussianDensity on {D} features (its full covariance is a dense {D} x {D} matrix)",
+            "use a masked Gaussian (MaskedGaussianSM, MaskedGaussianMLE), which is sparse.",
+        )
+        return super()._moments_of(X, structure)
 
     def _estimate_precision(self, S, structure, warm_start, data):
         c2 = unit_scale(S)  # the inverse of data of any scale, in units where it is O(1)

@@ -434,7 +434,14 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         D = X.shape[1]
         if isinstance(self.noise, str):
             if self.noise == "gaussian":
-                return GaussianDensity(reg=self.reg, assume_centered=self.assume_centered).fit(X)
+                gaussian = GaussianDensity(reg=self.reg, assume_centered=self.assume_centered)
+                try:
+                    return gaussian.fit(X)
+                except MemoryError as exc:
+                    raise MemoryError(
+                        f"noise='gaussian': {exc} For large images pass noise='diagonal' or a "
+                        "fitted sparse model (e.g. noise=MaskedGaussianSM().fit(X))."
+                    ) from None
             return MaskedGaussianMLE(
                 mask=np.eye(D, dtype=bool), reg=self.reg, assume_centered=self.assume_centered
             ).fit(X)
