@@ -267,10 +267,16 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         # A quadratic form that overflows (inf, or inf - inf = nan) is huge:
         # the density underflows to zero.
         out[np.isnan(out)] = np.inf
-        log_det = 2.0 * np.log(np.diag(self.precision_cholesky_)).sum()
         out *= -0.5
-        out += 0.5 * (log_det - X.shape[1] * np.log(2 * np.pi))
+        out += 0.5 * (self._log_det_precision() - X.shape[1] * np.log(2 * np.pi))
         return out
+
+    def _precision_factor(self):
+        """The Cholesky factor of ``precision_`` that scoring and sampling use."""
+        return CholeskyFactor(self.precision_cholesky_, banded=False)
+
+    def _log_det_precision(self):
+        return self._precision_factor().log_det()
 
     def _mahalanobis(self, X):
         """``(x - location_)' precision_ (x - location_)`` for every row of ``X``."""
@@ -312,7 +318,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         if method == "cholesky":
             # In place on e's memory: NCE draws large noise sets, and every
             # temporary of that size costs as much as the solve.
-            x = CholeskyFactor(self.precision_cholesky_, banded=False).inverse_sqrt_rows(e)
+            x = self._precision_factor().inverse_sqrt_rows(e)
         else:
             x = sqrtm_rows(e, self.covariance_)
         x += self.location_
@@ -421,25 +427,12 @@ class BaseMaskedGaussian(BaseGaussian):
             setattr(self, field.name + "_", getattr(estimate, field.name))
         self.precision_ = pairs.to_sparse(theta)
 
-    def _factor(self):
-        """The Cholesky factor of ``precision_``: banded on grid masks."""
+    def _precision_factor(self):
+        # banded on grid masks; no dense matrix
         pairs = as_pairs(self.mask_)
         return pairs.cholesky(pairs.from_dense(self.precision_))
 
-    def score_samples(self, X):
-        """Exact log-density of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        log_density : ndarray of shape (n_samples,)
-            ``log N(x | location_, inv(precision_))`` in nats.
-        """
-        X = validate_fitted(self, X)
+    def _mahalanobis(self, X):
         pairs = as_pairs(self.mask_)
         theta = pairs.from_dense(self.precision_)
         out = np.empty(X.shape[0])
@@ -451,44 +444,7 @@ class BaseMaskedGaussian(BaseGaussian):
                 out[rows] = pairs.quadratic_forms(X[rows] - self.location_, theta)
 
         on_two_threads(X.shape[0], max(1, 2**18 // X.shape[1]), fill)
-        # A quadratic form that overflows (inf, or inf - inf = nan) is huge:
-        # the density underflows to zero.
-        out[np.isnan(out)] = np.inf
-        out *= -0.5
-        out += 0.5 * (self._factor().log_det() - X.shape[1] * np.log(2 * np.pi))
         return out
-
-    def sample(self, n_samples=1, random_state=None, method="cholesky"):
-        """Draw samples from the fitted Gaussian.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples.
-        random_state : int, RandomState instance or None, default=None
-            Seed for reproducible draws.
-        method : {"cholesky", "sqrtm"}, default="cholesky"
-            ``"cholesky"`` solves ``U x = e`` with the (banded) Cholesky
-            factor ``U`` of the precision; ``"sqrtm"`` computes ``location_ +
-            sqrtm(covariance_) @ e`` (dense: small images only). Both give the
-            same distribution.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        n_samples = check_n_samples(n_samples)
-        rng = check_random_state(random_state)
-        if method not in ("cholesky", "sqrtm"):
-            raise ValueError(f"method must be 'cholesky' or 'sqrtm', got {method!r}.")
-        e = standard_normal(rng, (n_samples, self.location_.shape[0]))
-        if method == "cholesky":
-            x = self._factor().inverse_sqrt_rows(e)  # in place on e's memory
-        else:
-            x = sqrtm_rows(e, self.covariance_)
-        x += self.location_
-        return x
 
     @property
     def covariance_(self):
@@ -498,7 +454,7 @@ class BaseMaskedGaussian(BaseGaussian):
         when that does not fit in memory); scoring and sampling never need it.
         """
         self._check_dense("covariance_", copies=2)
-        return self._factor().inverse()
+        return self._precision_factor().inverse()
 
     @property
     def precision_cholesky_(self):
@@ -506,7 +462,7 @@ class BaseMaskedGaussian(BaseGaussian):
         factor ``L`` of ``precision_ = L L'``, dense, formed on access like
         ``covariance_``."""
         self._check_dense("precision_cholesky_", copies=2)
-        factor = self._factor()
+        factor = self._precision_factor()
         if factor.perm is None:
             return factor.lower()
         return la.cholesky(self.precision_.toarray(), lower=True)
