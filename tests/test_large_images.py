@@ -113,6 +113,12 @@ def test_reordered_factor_of_a_shuffled_grid(monkeypatch):
     np.testing.assert_allclose(np.einsum("ij,jk,ik->i", X, dense, X), (Z**2).sum(1), rtol=1e-10)
 
 
+def test_an_image_size_beyond_memory_is_refused_before_any_work():
+    X = np.zeros((2, 4096 * 4096), dtype=np.float32)
+    with pytest.raises(MemoryError, match=r"A masked fit of \(4096, 4096\) images .* needs"):
+        MaskedGaussianSM(image_shape=(4096, 4096)).fit(X)
+
+
 @pytest.mark.slow
 def test_no_dense_matrix_is_ever_allocated():
     # 128 x 128 images: one (D, D) float64 array is 2 GiB, beyond the 1.5 GiB

@@ -21,7 +21,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..linalg import CholeskyFactor, as_pairs, sqrtm_rows
-from ..masks import check_mask, grid_mask, resolve_image_shape
+from ..masks import _check_image_shape, check_mask, grid_mask, resolve_image_shape
 from ..utils._compat import Interval, Options, _assert_all_finite, _fit_context
 from ..utils._memory import check_allocation
 from ..utils._mixins import MeanLogLikelihoodMixin
@@ -353,6 +353,15 @@ class BaseMaskedGaussian(BaseGaussian):
         image_shape = resolve_image_shape(self.image_shape, n_features)
         if self.mask is not None:
             return MaskStructure(image_shape, check_mask(self.mask, n_features), grid=False)
+        _, width, channels = _check_image_shape(image_shape)
+        # the precision's band: a pixel's channels to its lower-right neighbour's
+        band = channels * (width + (self.connectivity == 8)) + channels - 1
+        check_allocation(
+            3 * 8 * (band + 1) * n_features,
+            f"A masked fit of {tuple(image_shape)} images (the banded Cholesky factor of "
+            f"a precision on {n_features} features, band {band})",
+            "crop or downsample the images, or fit patches of them.",
+        )
         mask = grid_mask(image_shape, self.connectivity, sparse=True)
         return MaskStructure(image_shape, check_mask(mask, n_features), grid=True)
 
