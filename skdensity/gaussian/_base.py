@@ -111,6 +111,8 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
     # Estimators that need only sufficient statistics stream with partial_fit;
     # those whose objective needs the samples themselves (NCE) do not.
     _needs_samples = False
+    # Whose statistics are sparse window moments, which Dask can compute.
+    _window_statistics = False
 
     @abstractmethod
     def _estimate_precision(self, S, structure, warm_start, data):
@@ -195,7 +197,7 @@ class BaseGaussian(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator, metaclas
         """Float64 data of the width seen before. A Dask array stays where it
         is for estimators whose fit needs only the window's moments: they are
         computed on its chunks (see :func:`dask_window_moments`)."""
-        if is_dask_array(X) and isinstance(self, BaseMaskedGaussian) and not self._needs_samples:
+        if is_dask_array(X) and self._window_statistics and not self._needs_samples:
             return check_dask_array(self, X, reset=reset, min_samples=min_samples)
         return validate_data(
             self,
@@ -348,6 +350,7 @@ class BaseMaskedGaussian(BaseGaussian):
     # Estimators whose eigenvalue bound is relative to the covariance's
     # largest eigenvalue (eps="auto") compute it from the data.
     _needs_top_eigenvalue = False
+    _window_statistics = True
 
     def _structure(self, n_features):
         image_shape = resolve_image_shape(self.image_shape, n_features)
