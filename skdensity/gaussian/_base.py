@@ -350,6 +350,7 @@ class BaseMaskedGaussian(BaseGaussian):
     # Estimators whose eigenvalue bound is relative to the covariance's
     # largest eigenvalue (eps="auto") compute it from the data.
     _needs_top_eigenvalue = False
+    # Statistics on the window (SparseMoments), which Dask can compute.
     _window_statistics = True
 
     def _structure(self, n_features):
@@ -399,18 +400,12 @@ class BaseMaskedGaussian(BaseGaussian):
         float64 resolves. Whether the data determine the masked model is the
         solvers' to decide (on the mask, not on the dense matrix: a masked
         fit needs far fewer samples than features)."""
-        cov = moments.covariance
-        if sp.issparse(cov):
-            # on the stored diagonal, in place on a copy: an addition of
-            # sparse matrices would drop the window's stored zeros
-            S = cov.copy()
-            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
-            S.data[rows == S.indices] += self.reg
-            check_finite_covariance(S.data)
-        else:
-            S = cov.copy()
-            S.flat[:: S.shape[0] + 1] += self.reg
-            check_finite_covariance(S)
+        # reg on the stored diagonal, in place on a copy: an addition of
+        # sparse matrices would drop the window's stored zeros
+        S = moments.covariance.copy()
+        rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+        S.data[rows == S.indices] += self.reg
+        check_finite_covariance(S.data)
         unit_scale(S)  # a clear error where the precision is not representable
         variances = diagonal(S)
         constant = np.flatnonzero(~(variances > 0))
