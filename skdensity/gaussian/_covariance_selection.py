@@ -123,11 +123,12 @@ def covariance_selection(
         S, pairs = check_moments_and_mask(S, mask)
         D = pairs.n_features
         if init is not None:
-            if np.shape(init) != (D, D) and getattr(init, "shape", None) != (D, D):
+            init = init if sp.issparse(init) else np.asarray(init, dtype=float)
+            if init.shape != (D, D):
                 raise ValueError(
-                    f"init must be a ({D}, {D}) precision matrix, got shape {np.shape(init)}."
+                    f"init must be a ({D}, {D}) precision matrix, got shape {init.shape}."
                 )
-            init = pairs.from_dense(init if sp.issparse(init) else np.asarray(init, dtype=float))
+            init = pairs.from_dense(init)
         theta, info = _covariance_selection(
             S,
             pairs,

@@ -5,9 +5,9 @@ pattern (the window a masked fit reads)."""
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 
+from ..linalg._eigen import lanczos_top
 from ..utils._compat import _assert_all_finite
 
 __all__ = ["Moments", "SparseMoments", "data_top_eigenvalue"]
@@ -177,30 +177,11 @@ def data_top_eigenvalue(X, mean, *, rtol=1e-6, max_steps=500):
             total += r.sum()
         return (out - mean * total) / n
 
-    return lanczos_top(covariance_times, D, rtol=rtol, max_steps=max_steps)
+    return operator_top_eigenvalue(covariance_times, D, rtol=rtol, max_steps=max_steps)
 
 
-def lanczos_top(matvec, n_features, *, rtol=1e-6, max_steps=500):
-    """The largest eigenvalue of a symmetric operator given by ``matvec``,
-    by Lanczos with full reorthogonalisation from a fixed start."""
-    steps = min(max_steps, n_features)
-    Q = np.empty((steps + 1, n_features))
-    Q[0] = np.random.default_rng(0).uniform(0.5, 1.5, n_features)
-    Q[0] /= np.linalg.norm(Q[0])
-    alpha, beta = np.empty(steps), np.empty(steps)
-    top = 0.0
-    for j in range(steps):
-        w = matvec(Q[j])
-        alpha[j] = Q[j] @ w
-        for _ in range(2):  # "twice is enough"
-            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
-        beta[j] = np.linalg.norm(w)
-        m = j + 1
-        theta, s = la.eigh_tridiagonal(
-            alpha[:m], beta[: m - 1], select="i", select_range=(m - 1, m - 1)
-        )
-        top = float(theta[0])
-        if beta[j] * abs(s[-1, 0]) <= rtol * abs(top) or beta[j] <= 1e-14 * abs(alpha[j]):
-            break
-        Q[j + 1] = w / beta[j]
-    return top
+def operator_top_eigenvalue(covariance_times, n_features, *, rtol=1e-6, max_steps=500):
+    """The largest eigenvalue of a covariance known through its products,
+    by Lanczos from a fixed start (so in memory and on a cluster agree)."""
+    start = np.random.default_rng(0).uniform(0.5, 1.5, n_features)
+    return lanczos_top(covariance_times, start, rtol=rtol, max_steps=max_steps)[0]

@@ -6,7 +6,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._grid_moments import GridMoments
-from ._moments import Moments, SparseMoments, data_top_eigenvalue, lanczos_top, symmetric_csr
+from ._moments import (
+    Moments,
+    SparseMoments,
+    data_top_eigenvalue,
+    operator_top_eigenvalue,
+    symmetric_csr,
+)
 
 __all__ = ["dask_top_eigenvalue", "is_dask_array", "window_moments", "dask_window_moments"]
 
@@ -77,7 +83,7 @@ def dask_top_eigenvalue(X, mean):
         out, total = dask.compute(X.T @ r, r.sum())
         return (np.asarray(out) - mean * float(total)) / n
 
-    return lanczos_top(covariance_times, D)
+    return operator_top_eigenvalue(covariance_times, D)
 
 
 def check_dask_array(estimator, X, *, reset, min_samples=1):

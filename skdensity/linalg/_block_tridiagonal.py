@@ -149,15 +149,15 @@ class BlockTridiagonal:
         u, v = np.broadcast_arrays(u, v)
         I, i = np.divmod(u, s)
         J, j = np.divmod(v, s)
-        below = I > J  # C_J = W_{J+1, J}: (i, j) there; above it, its transpose
-        flat = np.where(
-            I == J,
-            (I * s + i) * s + j,
-            W.size + np.where(below, (J * s + i) * s + j, (I * s + j) * s + i),
-        )
         if np.any(np.abs(I - J) > 1):
             raise ValueError("an entry outside the block tridiagonal pattern")
-        return np.concatenate([W.ravel(), C.ravel()])[flat]
+        same, below = I == J, I > J  # C_J = W_{J+1, J}: (i, j) there
+        above = ~same & ~below  # the transpose of a C block
+        out = np.empty(u.shape)
+        out[same] = W.ravel()[((I * s + i) * s + j)[same]]
+        out[below] = C.ravel()[((J * s + i) * s + j)[below]]
+        out[above] = C.ravel()[((I * s + j) * s + i)[above]]
+        return out
 
     @cached_property
     def _dense_index(self):

@@ -8,7 +8,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from ..utils._threads import single_threaded
 from ._banded import banded_solver, shift_below_spectrum, upper_band
 
-__all__ = ["bottom_eig", "sqrtm_rows", "top_eigenvalue"]
+__all__ = ["bottom_eig", "lanczos_top", "sqrtm_rows", "top_eigenvalue"]
 
 
 def bottom_eig(A, k=1):
@@ -60,35 +60,53 @@ def _dense_bottom(A, k):
 
 def _shift_invert_lanczos(solve, shift, D, max_steps=200, rtol=1e-13):
     """The smallest eigenpair of ``A`` from ``solve = (A - shift I)^{-1}``
-    (``shift`` below the spectrum) by Lanczos with full reorthogonalisation,
-    or None if it has not converged after ``max_steps`` (ARPACK then runs).
+    (``shift`` below the spectrum), or None if :func:`lanczos_top` has not
+    converged after ``max_steps`` (ARPACK then runs).
 
-    ARPACK's shift-invert mode from the same start, without its
-    reverse-communication loop in Python. A Ritz pair is converged when its
-    residual bound ``beta_m |s_m|`` is below ``rtol`` times its Ritz value.
+    ARPACK's shift-invert mode from the same start (ones), without its
+    reverse-communication loop in Python; converged Ritz pairs are checked
+    every 4 steps.
     """
+    theta, u, converged = lanczos_top(
+        solve, np.ones(D), rtol=rtol, max_steps=max_steps, check_every=4
+    )
+    if not converged:
+        return None
+    return np.array([shift + 1.0 / theta]), u[:, None]
+
+
+def lanczos_top(matvec, start, *, rtol, max_steps, check_every=1):
+    """The largest eigenpair of a symmetric operator given by ``matvec``,
+    by Lanczos with full reorthogonalisation from ``start``.
+
+    A Ritz pair is converged when its residual bound ``beta_m |s_m|`` is
+    below ``rtol`` times its Ritz value (checked every ``check_every``
+    steps). Returns ``(value, vector, converged)``: the last Ritz pair when
+    ``max_steps`` run out.
+    """
+    D = start.size
     steps = min(max_steps, D)
     Q = np.empty((steps + 1, D))
-    Q[0] = 1.0 / np.sqrt(D)
+    Q[0] = start / np.linalg.norm(start)
     alpha, beta = np.empty(steps), np.empty(steps)
+    theta, u = 0.0, Q[0]
     for j in range(steps):
-        w = solve(Q[j])
+        w = matvec(Q[j])
         alpha[j] = Q[j] @ w
         for _ in range(2):  # full reorthogonalisation: "twice is enough"
             w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
         beta[j] = np.linalg.norm(w)
         m = j + 1
         exhausted = beta[j] <= 1e-14 * abs(alpha[j])  # an invariant subspace
-        if m % 4 == 0 or m == steps or exhausted:
-            theta, s = la.eigh_tridiagonal(
+        if m % check_every == 0 or m == steps or exhausted:
+            values, s = la.eigh_tridiagonal(
                 alpha[:m], beta[: m - 1], select="i", select_range=(m - 1, m - 1)
             )
-            if exhausted or beta[j] * abs(s[-1, 0]) <= rtol * abs(theta[0]):
-                return shift + 1.0 / theta, Q[:m].T @ s
-        if exhausted:
-            break
+            theta, u = float(values[0]), Q[:m].T @ s[:, 0]
+            if exhausted or beta[j] * abs(s[-1, 0]) <= rtol * abs(theta):
+                return theta, u, True
         Q[j + 1] = w / beta[j]
-    return None
+    return theta, u, False
 
 
 def top_eigenvalue(S):
