@@ -14,8 +14,12 @@ fixed number of images (fewer images than pixels from 64 up, ``reg=0``):
 Times are ratios to the floor measured in the same run; growth exponents
 over D are fitted across sizes (1 is linear). With ``--recovery`` it also
 prints the error of both fits at 64 x 64 as the number of images grows.
+With ``--contrastive`` it compares instead NCE (noise: the score matching
+fit) and conditional NCE (single-pixel copies; whole-image copies with 5
+draws at ``--image-sides``) with score matching, up to 128 x 128.
 
 Run: ``python3 benchmarks/bench_masked_fits.py [--n 2000] [--recovery]``
+     ``python3 benchmarks/bench_masked_fits.py --contrastive [--image-sides 28 64]``
 """
 
 import argparse
@@ -31,20 +35,33 @@ from skdensity.datasets import make_gmrf
 
 CHILD = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, resource, sys, time, warnings
     import numpy as np
     import scipy.sparse as sp
     from sklearn.covariance import LedoitWolf
-    from skdensity import MaskedGaussianMLE, MaskedGaussianSM
+    from skdensity import (MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianNCE,
+                           MaskedGaussianSM)
     from skdensity.datasets import make_gmrf
 
     name, side, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     X, P = make_gmrf(n, (side, side), random_state=0)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    est = {"SM": MaskedGaussianSM(reg=0), "MLE": MaskedGaussianMLE(reg=0),
-           "LedoitWolf": LedoitWolf()}[name]
+    make = {
+        "SM": lambda: MaskedGaussianSM(reg=0),
+        "MLE": lambda: MaskedGaussianMLE(reg=0),
+        "LedoitWolf": LedoitWolf,
+        # NCE's noise is the score matching fit, sparse like the model: its
+        # fit is part of the time
+        "NCE": lambda: MaskedGaussianNCE(
+            reg=0, noise=MaskedGaussianSM(reg=0).fit(X), random_state=0),
+        "cNCE": lambda: MaskedGaussianCNCE(reg=0, random_state=0),
+        "cNCE-image": lambda: MaskedGaussianCNCE(
+            reg=0, noise_support="image", random_state=0),
+    }[name]
     t0 = time.perf_counter()
-    est.fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = make().fit(X)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     precision = est.precision_
@@ -52,8 +69,10 @@ CHILD = textwrap.dedent(
         error = sp.linalg.norm(precision - P) / sp.linalg.norm(P)
     else:
         error = np.linalg.norm(precision - P.toarray()) / sp.linalg.norm(P)
+    warned = sorted({type(w.message).__name__ for w in caught})
     print(json.dumps(dict(seconds=seconds, peak_gib=peak / 2**20, data_gib=X.nbytes / 2**30,
-                          before_gib=base / 2**20, error=float(error))))
+                          before_gib=base / 2**20, error=float(error),
+                          accuracy=getattr(est, "accuracy_", None), warnings=warned)))
     """
 )
 
@@ -79,7 +98,24 @@ def main():
     parser.add_argument("--sides", type=int, nargs="+", default=[28, 64, 128, 256])
     parser.add_argument("--dense-limit", type=int, default=4096)
     parser.add_argument("--recovery", action="store_true")
+    parser.add_argument(
+        "--contrastive",
+        type=int,
+        nargs="*",
+        default=None,
+        help="instead: NCE and cNCE at these sides (default 28 64 128)",
+    )
+    parser.add_argument(
+        "--image-sides",
+        type=int,
+        nargs="*",
+        default=[28, 64],
+        help="sides at which --contrastive also runs whole-image cNCE (5 draws)",
+    )
     args = parser.parse_args()
+    if args.contrastive is not None:
+        contrastive(args.contrastive or [28, 64, 128], args.image_sides, args.n)
+        return
 
     print(
         f"{'side':>5}{'D':>7}{'floor s':>9}{'SM s':>8}{'x floor':>9}{'MLE s':>8}{'x floor':>9}"
@@ -116,6 +152,28 @@ def main():
         for n in (500, 2000, 8000):
             sm, mle = run_child("SM", 64, n), run_child("MLE", 64, n)
             print(f"n={n:>5}  SM {sm['error']:.4f}  MLE {mle['error']:.4f}", flush=True)
+
+
+def contrastive(sides, image_sides, n):
+    """NCE (noise: the score matching fit) and cNCE against score matching:
+    time, peak memory, error, and the classification accuracy."""
+    print(
+        f"{'side':>5}{'D':>7}  {'estimator':<12}{'s':>8}{'x SM':>7}{'peak GiB':>10}{'error':>9}"
+        f"{'accuracy':>10}  warnings"
+    )
+    for side in sides:
+        names = ["SM", "NCE", "cNCE"] + (["cNCE-image"] if side in image_sides else [])
+        sm_seconds = None
+        for name in names:
+            r = run_child(name, side, n)
+            sm_seconds = sm_seconds or r["seconds"]
+            accuracy = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+            print(
+                f"{side:>5}{side * side:>7}  {name:<12}{r['seconds']:>8.2f}"
+                f"{r['seconds'] / sm_seconds:>7.0f}{r['peak_gib']:>10.2f}{r['error']:>9.3f}"
+                f"{accuracy:>10}  {', '.join(r['warnings'])}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -122,15 +122,19 @@ def test_an_image_size_beyond_memory_is_refused_before_any_work():
 @pytest.mark.slow
 def test_no_dense_matrix_is_ever_allocated():
     # 128 x 128 images: one (D, D) float64 array is 2 GiB, beyond the 1.5 GiB
-    # of address space the child process gets. Fit, stream, score and sample
-    # must all run; a dense attribute is refused with a clear error.
+    # of address space the child process gets. Fit (all four estimators),
+    # stream, score and sample must all run; a dense attribute is refused
+    # with a clear error.
     code = textwrap.dedent(
         """
         import resource
         limit = int(1.5 * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         import numpy as np
-        from skdensity import MaskedGaussianMLE, MaskedGaussianSM
+        import warnings
+        from skdensity import (
+            MaskedGaussianCNCE, MaskedGaussianMLE, MaskedGaussianNCE, MaskedGaussianSM
+        )
         from skdensity.datasets import make_gmrf
 
         X, _ = make_gmrf(1050, (128, 128), random_state=0)
@@ -139,6 +143,15 @@ def test_no_dense_matrix_is_ever_allocated():
             est.partial_fit(X[1000:])
             assert np.isfinite(est.score(X[:20]))
             assert est.sample(3, random_state=0).shape == (3, 16384)
+        # the noise-contrastive fits, with a sparse noise (NCE) or none (cNCE)
+        warnings.simplefilter("ignore")  # NCE's noise is separable at this size
+        for other in (
+            MaskedGaussianNCE(reg=0, noise=est, noise_ratio=1, random_state=0),
+            MaskedGaussianCNCE(reg=0, random_state=0),
+        ):
+            other.fit(X[:600])
+            assert np.isfinite(other.score(X[:20]))
+            assert other.sample(3, random_state=0).shape == (3, 16384)
         try:
             est.covariance_
         except MemoryError as exc:

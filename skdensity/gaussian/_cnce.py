@@ -15,7 +15,7 @@ from ..linalg import minimize_pd, sqrtm_rows
 from ..utils._compat import Interval, StrOptions
 from ..utils._memory import check_allocation
 from ..utils._random import standard_normal
-from ._inputs import unit_scale
+from ._inputs import diagonal, unit_scale
 from ._moments import Moments
 from ._nce import (
     _SEPARABLE,
@@ -25,6 +25,7 @@ from ._nce import (
     smooth,
     start_and_preconditioner,
 )
+from ._pixel_contrasts import ContrastValue, PixelContrasts
 from ._quadratic_features import QuadraticFeatures
 from ._score_matching import resolve_eps
 
@@ -80,49 +81,69 @@ def _shaped_by(S, xi):
     return la.blas.dtrmm(1.0, L, xi.T, lower=1, overwrite_b=1).T
 
 
+class _ImageContrasts:
+    """The pairs of copies that move every pixel: a logistic regression on
+    the quadratic features ``Phi`` (one row per pair)."""
+
+    def __init__(self, Phi):
+        self.Phi = Phi
+
+    def __call__(self, theta):
+        g = self.Phi @ theta
+        loss, d = cnce_loss(g)
+        return ContrastValue(loss, self.Phi.T @ d, float(np.mean(g > 0)))
+
+
 class _CNCEObjective:
     """The cNCE loss divided by the squared noise scale, which keeps its
     curvature O(1) as the noise shrinks, and the record of the iterations."""
 
-    def __init__(self, Phi, scale):
-        self.Phi, self.scale2 = Phi, scale**2
-        self.theta = self.loss = None
+    def __init__(self, contrasts, scale):
+        self.contrasts, self.scale2 = contrasts, scale**2
+        self.theta = self.value = None
         self.curve = []
 
     def __call__(self, theta):
-        self.loss, d = cnce_loss(self.Phi @ theta)
+        self.value = self.contrasts(theta)
         self.theta = theta
-        return (self.loss - np.log(2.0)) / self.scale2, (self.Phi.T @ d) / self.scale2
+        return (self.value.loss - np.log(2.0)) / self.scale2, self.value.gradient / self.scale2
 
-    def record(self, theta, _):
+    def at(self, theta):
+        """The loss, gradient and accuracy at ``theta``, evaluated once."""
         if self.theta is None or not np.array_equal(self.theta, theta):
             self(theta)
-        self.curve.append(self.loss)
+        return self.value
+
+    def record(self, theta, _):
+        self.curve.append(self.at(theta).loss)
 
 
 class MaskedGaussianCNCE(BaseMaskedNCE):
     r"""Gaussian Markov random field fitted by conditional NCE.
 
     Conditional noise-contrastive estimation (Ceylan & Gutmann 2018) pairs
-    each data point :math:`x` with ``n_noise_draws`` noisy copies
-    :math:`y = x + \epsilon M\xi`, :math:`\xi \sim N(0, I)`, for a fixed
-    :math:`M`, and minimises :math:`\overline{\log(1+\exp(-(\log\tilde p(x) -
-    \log\tilde p(y))))}`. The noise is symmetric, so its density cancels,
-    and so does the normaliser: ``score_samples`` uses the exact one from
-    :math:`\log\det\Lambda`. As :math:`\epsilon \to 0` the objective tends to
-    score matching in the metric :math:`A = MM^\top`,
-    :math:`\tfrac12\operatorname{tr}(\Lambda A\Lambda S) - \operatorname{tr}(A\Lambda)`
-    (its curvature scales as :math:`\epsilon^2`; the solver works on the
-    loss divided by :math:`\epsilon^2`), so the same constraint
-    :math:`\Lambda\succeq\varepsilon I` is applied.
+    each data point :math:`x` with noisy copies :math:`y` drawn from a
+    symmetric noise, and minimises :math:`\overline{\log(1+\exp(-(\log\tilde
+    p(x) - \log\tilde p(y))))}`. The noise's density cancels, and so does
+    the normaliser: ``score_samples`` uses the exact one from
+    :math:`\log\det\Lambda`. The constraint :math:`\Lambda\succeq\varepsilon
+    I` of :class:`MaskedGaussianSM` is applied (the objective tends to
+    score matching as the noise vanishes).
 
-    **The noise's shape sets that limit.** On the mask, its stationarity
-    is :math:`P_E(\tfrac12(A\Lambda S + S\Lambda A) - A) = 0`; with
-    :math:`A = \Lambda^{-1}`, the model's own covariance, this is maximum
-    likelihood's condition :math:`P_E(\Lambda^{-1}) = P_E(S)`. The default
-    therefore shapes the noise by the covariance of the score matching
-    estimate (the solver's start, close to the model's), not by the data's
-    (:doc:`/benchmarks` compares the shapes).
+    **Which pixels a copy moves** (``noise_support``). By default each copy
+    moves one pixel, :math:`y = x + \epsilon t\,e_p`: on a Markov random
+    field the log-ratio then involves one row of :math:`\Lambda`, so one
+    draw of a step per pixel gives ``n_features`` pairs for the cost of one
+    product :math:`\Lambda x`. The pairs identify every conditional
+    :math:`p(x_p \mid x_{-p})`, hence :math:`\Lambda`, and their number
+    keeps the objective's sampling noise small next to the free entries,
+    at any image size. ``"image"`` moves every pixel at once,
+    :math:`y = x + \epsilon M\xi`: one pair per copy, so the free entries
+    need about as many copies (``n_noise_draws`` per sample) to be
+    determined; its small-noise limit is score matching in the metric
+    :math:`A = MM^\top`, which with :math:`A = \Lambda^{-1}` is maximum
+    likelihood's condition (:doc:`/design` derives it; :doc:`/benchmarks`
+    compares the two supports).
 
     Parameters
     ----------
@@ -138,23 +159,34 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         estimators), which also shapes the noise.
     assume_centered : bool, default=False
         If True, the mean is taken to be zero.
+    noise_support : {"pixel", "image"}, default="pixel"
+        ``"pixel"``: each noisy copy differs from its data point in one
+        feature (a pixel, or one channel of it in colour images;
+        ``n_features`` copies per draw, all evaluated at the cost of one);
+        ``"image"``: in every feature.
     noise_shape : {"score_matching", "covariance", "isotropic"}, default="score_matching"
-        :math:`M` above. ``"score_matching"``: :math:`M = U^{-1}` with
-        :math:`U^\top U = \Lambda_{SM}`, the score matching estimate (the
-        noise is :math:`N(0, \epsilon^2\Lambda_{SM}^{-1})`, drawn by one
-        banded triangular solve); ``"covariance"``: :math:`MM^\top = S`, the
-        data's covariance; ``"isotropic"``: :math:`M = I` (then the small-noise
-        limit is exactly :class:`MaskedGaussianSM`).
+        The noise's scale per pixel, or :math:`M` for ``"image"`` support.
+        ``"score_matching"``: from the score matching estimate
+        :math:`\Lambda_{SM}` (the solver's start): the conditional deviation
+        :math:`1/\sqrt{(\Lambda_{SM})_{pp}}` of each pixel, or for
+        ``"image"`` the noise :math:`N(0, \epsilon^2\Lambda_{SM}^{-1})`, drawn
+        by one banded triangular solve; ``"covariance"``: the data's
+        deviation per pixel, or :math:`MM^\top = S` (dense, ``D x D``);
+        ``"isotropic"``: one scale for every pixel, :math:`M = I` (then the
+        small-noise limit is exactly :class:`MaskedGaussianSM`).
     noise_scale : float or "auto", default="auto"
         :math:`\epsilon`. ``"auto"`` picks it by bisection on a log scale so
         that the loss at the starting point (the score matching estimate) is
         0.9 of its vanishing-noise limit ``log 2``: the classification is
         neither trivial (large noise) nor uninformative (tiny noise).
-    n_noise_draws : int, default=5
+    n_noise_draws : int or "auto", default="auto"
         Noise draws per data point (:math:`\kappa`); each is used with its
-        mirror image :math:`-\xi`, giving :math:`2\kappa` noisy copies. The
-        objective's sampling noise grows with ``n_free_entries / (n_samples
-        * n_noise_draws)``; time and memory grow linearly with the draws.
+        mirror image, giving :math:`2\kappa` copies per pixel (``"pixel"``)
+        or per data point (``"image"``). The objective's sampling noise
+        grows with ``n_free_entries / (n_samples * n_noise_draws)``, divided
+        by ``n_features`` for ``"pixel"``; time and memory (the draws are
+        stored: ``n_noise_draws`` times the data) grow linearly with the
+        draws. ``"auto"``: 1 for ``"pixel"``, 5 for ``"image"``.
     eps : float or "auto", default="auto"
         Lower bound on the precision's eigenvalues.
     tol : float, default=1e-5
@@ -163,11 +195,13 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
     max_iter : int, default=1000
         Maximum number of projected quasi-Newton iterations.
     precompute : "auto" or bool, default="auto"
-        Store the design matrix of quadratic features (``n_samples x
-        n_pairs`` floats; one BLAS pass per product) or recompute it from
-        the samples on every product (memory of the samples only, each
-        product a few times slower). ``"auto"`` stores it when it takes at
-        most 4 GiB.
+        For ``"image"`` support: store the design matrix of quadratic
+        features (``2 n_noise_draws n_samples x n_pairs`` floats; one BLAS
+        pass per product) or recompute it from the samples on every product
+        (memory of the samples only, each product a few times slower).
+        ``"auto"`` stores it when it takes at most 4 GiB and half of the
+        memory available. ``"pixel"``
+        support needs no design matrix.
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
@@ -205,7 +239,8 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         **BaseMaskedNCE._parameter_constraints,
         "noise_shape": [StrOptions({"score_matching", "covariance", "isotropic"})],
         "noise_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "n_noise_draws": [Interval(Integral, 1, None, closed="left")],
+        "n_noise_draws": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "noise_support": [StrOptions({"pixel", "image"})],
     }
 
     def __init__(
@@ -216,9 +251,10 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         mask=None,
         reg=0.01,
         assume_centered=False,
+        noise_support="pixel",
         noise_shape="score_matching",
         noise_scale="auto",
-        n_noise_draws=5,
+        n_noise_draws="auto",
         eps="auto",
         tol=1e-5,
         max_iter=1000,
@@ -231,6 +267,7 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         self.mask = mask
         self.reg = reg
         self.assume_centered = assume_centered
+        self.noise_support = noise_support
         self.noise_shape = noise_shape
         self.noise_scale = noise_scale
         self.n_noise_draws = n_noise_draws
@@ -241,38 +278,13 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _noisy_pairs(self, X, pairs, theta0, rng, reg):
-        """Each (smoothed, centred) sample repeated per draw, and the noise
-        directions ``M xi`` with their mirror images."""
-        centre = 0.0 if self.assume_centered else X.mean(axis=0)
-        # the smoothed data's expected covariance, cov(X) + reg I
-        S = self._dense_covariance(X, reg) if self.noise_shape == "covariance" else None
-        X = smooth(X, reg, rng)
-        Xr = np.repeat(X - centre, self.n_noise_draws, axis=0)
-        xi = standard_normal(rng, Xr.shape)
-        if self.noise_shape == "score_matching":  # N(0, inv(Lambda_SM)); the start is PD
-            xi = pairs.cholesky(theta0).inverse_sqrt_rows(xi)
-        elif self.noise_shape == "covariance":
-            xi = _shaped_by(S, xi)
-        # Antithetic pairs: the first-order terms of +xi and -xi cancel
-        # exactly, so the objective's sampling noise does not blow up as
-        # the noise scale shrinks (it tends to score matching instead).
-        return np.concatenate([Xr, Xr]), np.concatenate([xi, -xi])
-
     _needs_top_eigenvalue = True
 
-    def _dense_covariance(self, X, reg):
-        """The covariance of ``X`` plus ``reg I``, dense: ``D x D`` by nature,
-        so a clear error first when it would not fit in memory."""
-        D = X.shape[1]
-        check_allocation(
-            3 * 8 * D * D,
-            f"noise_shape='covariance' on {D} features (a dense {D} x {D} covariance)",
-            "use noise_shape='score_matching', which is sparse.",
-        )
-        S = Moments.of(X, self.assume_centered).covariance
-        S.flat[:: D + 1] += reg
-        return S
+    @property
+    def _n_draws(self):
+        if self.n_noise_draws == "auto":
+            return 1 if self.noise_support == "pixel" else 5
+        return self.n_noise_draws
 
     def _estimate_precision(self, S, structure, warm_start, data):
         rng = check_random_state(self.random_state)
@@ -286,9 +298,17 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         noise_unit = units.c if self.noise_shape == "isotropic" else 1.0
         S, X, eps = S / c2, units.to_unit(X), eps * c2
         theta0, precondition = start_and_preconditioner(S, pairs, eps)
-        Xr, direction = self._noisy_pairs(X, pairs, theta0, rng, self.reg / c2)
+        centre = 0.0 if self.assume_centered else X.mean(axis=0)
+        # the data smoothed by N(0, reg I), centred at the model's mean
+        Xs = smooth(X, self.reg / c2, rng) - centre
+        if self.noise_support == "pixel":
+            steps = self._pixel_steps(Xs, S, pairs, theta0, rng)
+            linear, quadratic = _pixel_log_ratio_terms(pairs, theta0, Xs, steps[0])
+        else:
+            direction = self._image_directions(X, Xs, pairs, theta0, rng, self.reg / c2)
+            linear, quadratic = _image_log_ratio_terms(pairs, theta0, Xs, direction)
         if self.noise_scale == "auto":
-            scale = self._auto_scale(pairs, Xr, direction, theta0)
+            scale = _auto_scale(linear, quadratic)
         else:
             scale = float(self.noise_scale) / noise_unit
             if scale < _MIN_NOISE_SCALE:
@@ -298,15 +318,22 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
                     f"information. Use noise_scale='auto' or at least "
                     f"{_MIN_NOISE_SCALE * noise_unit:.3g}."
                 )
-        # Features of log p(x) - log p(x + scale * direction), per pair.
-        Phi = QuadraticFeatures(
-            pairs,
-            Xr,
-            direction,
-            scale,
-            max_bytes=self._feature_budget(len(Xr) * pairs.n_pairs * 8),
-        )
-        objective = _CNCEObjective(Phi, scale)
+        if self.noise_support == "pixel":
+            for step in steps:
+                step *= scale
+            contrasts = PixelContrasts(pairs, Xs, steps)
+        else:
+            # features of log p(x) - log p(x + scale * direction), per pair
+            Xr = np.tile(np.repeat(Xs, self._n_draws, axis=0), (2, 1))
+            Phi = QuadraticFeatures(
+                pairs,
+                Xr,
+                direction,
+                scale,
+                max_bytes=self._feature_budget(len(Xr) * pairs.n_pairs * 8),
+            )
+            contrasts = _ImageContrasts(Phi)
+        objective = _CNCEObjective(contrasts, scale)
         result = minimize_pd(
             objective,
             theta0,
@@ -318,13 +345,13 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
             callback=objective.record,
             precondition=precondition,
         )
-        accuracy = float(np.mean(Phi @ result.x > 0))
+        accuracy = objective.at(result.x).accuracy
         separable = accuracy >= _SEPARABLE
         self._warn_unconverged(result, separable)
         if separable:
             warnings.warn(
                 f"Data points and their noisy copies are (near-)perfectly separable "
-                f"(accuracy {accuracy:.4f}): noise_scale={scale:.3g} is too large.",
+                f"(accuracy {accuracy:.4f}): noise_scale={scale * noise_unit:.3g} is too large.",
                 SeparableNoiseWarning,
                 stacklevel=2,
             )
@@ -340,29 +367,94 @@ class MaskedGaussianCNCE(BaseMaskedNCE):
         )
         return fit.in_data_units(c2)
 
-    def _auto_scale(self, pairs, Xr, direction, theta0, n_max=4000):
-        """Bisection on log(scale) for the initial loss 0.9 log 2."""
-        idx = slice(0, min(len(Xr), n_max))
-        target = _AUTO_LOSS_FRACTION * np.log(2.0)
-        # log p(x) - log p(x + s d) = s d'Lx + s^2 d'Ld / 2 at the start
-        # Lambda: two row-wise products once, not the features per trial.
-        Lam = pairs.to_sparse(theta0)
-        x, d = Xr[idx], direction[idx]
-        linear = np.einsum("ij,ij->i", d, (Lam @ x.T).T)
-        quadratic = 0.5 * np.einsum("ij,ij->i", d, (Lam @ d.T).T)
+    def _pixel_steps(self, Xs, S, pairs, theta0, rng):
+        """Per draw, one unit-scale step per sample and pixel: standard
+        normals times the pixel's noise standard deviation."""
+        n, D = Xs.shape
+        check_allocation(
+            8 * self._n_draws * n * D,
+            f"noise_support='pixel' with {self._n_draws} noise draws of {n} x {D} samples",
+            "lower n_noise_draws or fit on fewer samples.",
+        )
+        if self.noise_shape == "score_matching":  # the start's conditional deviation
+            std = 1.0 / np.sqrt(theta0[pairs.is_diag])
+        elif self.noise_shape == "covariance":  # the data's deviation
+            std = np.sqrt(diagonal(S))
+        else:
+            std = np.ones(D)
+        return [standard_normal(rng, Xs.shape) * std for _ in range(self._n_draws)]
 
-        def loss_at(log_scale):
-            s = np.exp(log_scale)
-            return cnce_loss(s * linear + s * s * quadratic)[0]
+    def _image_directions(self, X, Xs, pairs, theta0, rng, reg):
+        """The noise directions ``M xi`` of every repeated sample, followed by
+        their mirror images ``-M xi``."""
+        xi = standard_normal(rng, (len(Xs) * self._n_draws, Xs.shape[1]))
+        if self.noise_shape == "score_matching":  # N(0, inv(Lambda_SM)); the start is PD
+            xi = pairs.cholesky(theta0).inverse_sqrt_rows(xi)
+        elif self.noise_shape == "covariance":  # the smoothed data's covariance, cov(X) + reg I
+            xi = _shaped_by(self._dense_covariance(X, reg), xi)
+        # Antithetic pairs: the first-order terms of +xi and -xi cancel
+        # exactly, so the objective's sampling noise does not blow up as
+        # the noise scale shrinks (it tends to score matching instead).
+        return np.concatenate([xi, -xi])
 
-        lo, hi = np.log(1e-4), np.log(10.0)
-        for _ in range(30):
-            mid = 0.5 * (lo + hi)
-            if loss_at(mid) > target:  # too little noise: loss still near log 2
-                lo = mid
-            else:
-                hi = mid
-        return float(np.exp(0.5 * (lo + hi)))
+    def _dense_covariance(self, X, reg):
+        """The covariance of ``X`` plus ``reg I``, dense: ``D x D`` by nature,
+        so a clear error first when it would not fit in memory."""
+        D = X.shape[1]
+        check_allocation(
+            3 * 8 * D * D,
+            f"noise_shape='covariance' on {D} features (a dense {D} x {D} covariance)",
+            "use noise_shape='score_matching', which is sparse.",
+        )
+        S = Moments.of(X, self.assume_centered).covariance
+        S.flat[:: D + 1] += reg
+        return S
+
+
+# The "auto" noise scale looks at this many single-pixel log-ratios.
+_AUTO_SCALE_TERMS = 2**18
+
+
+def _pixel_log_ratio_terms(pairs, theta, Xs, steps):
+    """``(a, b)`` with ``log p(x) - log p(x + s t e_p) = s a + s^2 b`` at
+    ``theta`` for the first samples' single-pixel moves by ``t``."""
+    rows = max(1, _AUTO_SCALE_TERMS // Xs.shape[1])
+    x, t = Xs[:rows], steps[:rows]
+    Lx = np.asarray(x @ pairs.to_sparse(theta))
+    return (t * Lx).ravel(), (0.5 * t * t * theta[pairs.is_diag]).ravel()
+
+
+def _image_log_ratio_terms(pairs, theta, Xs, direction):
+    """``(a, b)`` with ``log p(x) - log p(x + s d) = s a + s^2 b`` at
+    ``theta`` for the first samples' copies: two row-wise products, not the
+    features."""
+    rows = min(len(direction), 4000)
+    Lam = pairs.to_sparse(theta)
+    d = direction[:rows]
+    # direction's rows follow the samples repeated per draw, twice
+    draws = len(direction) // (2 * len(Xs))
+    x = Xs[(np.arange(rows) % (len(Xs) * draws)) // draws]
+    linear = np.einsum("ij,ij->i", d, (Lam @ x.T).T)
+    quadratic = 0.5 * np.einsum("ij,ij->i", d, (Lam @ d.T).T)
+    return linear, quadratic
+
+
+def _auto_scale(linear, quadratic):
+    """Bisection on log(scale) for the loss ``0.9 log 2`` at the start."""
+    target = _AUTO_LOSS_FRACTION * np.log(2.0)
+
+    def loss_at(log_scale):
+        s = np.exp(log_scale)
+        return cnce_loss(s * linear + s * s * quadratic)[0]
+
+    lo, hi = np.log(1e-4), np.log(10.0)
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        if loss_at(mid) > target:  # too little noise: loss still near log 2
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..exceptions import SeparableNoiseWarning
 from ..linalg import minimize_pd
 from ..utils._compat import HasMethods, Interval, StrOptions
+from ..utils._memory import available_memory
 from ..utils._random import sample_from, standard_normal
 from ..utils._threads import single_threaded
 from ._base import BaseMaskedGaussian, GaussianDensity, MaskedFit
@@ -186,9 +187,12 @@ class BaseMaskedNCE(BaseMaskedGaussian):
     }
 
     def _feature_budget(self, total_bytes):
-        """``max_bytes`` for QuadraticFeatures: store all or nothing."""
+        """``max_bytes`` for QuadraticFeatures: store all or nothing ("auto":
+        within 4 GiB and half of the memory available)."""
         if self.precompute == "auto":
-            return np.inf if total_bytes <= _FEATURE_MEMORY else 0
+            available = available_memory()
+            budget = _FEATURE_MEMORY if available is None else min(_FEATURE_MEMORY, available / 2)
+            return np.inf if total_bytes <= budget else 0
         return np.inf if self.precompute else 0
 
     def _warn_unconverged(self, result, separable):
@@ -353,7 +357,7 @@ class MaskedGaussianNCE(BaseMaskedNCE):
         n_pairs`` floats; one BLAS pass per product) or recompute it from
         the samples on every product (memory of the samples only, each
         product a few times slower). ``"auto"`` stores it when it takes at
-        most 4 GiB.
+        most 4 GiB and half of the memory available.
     random_state : int, RandomState instance or None, default=None
         Seeds the noise draws.
     verbose : int, default=0
