@@ -1,5 +1,6 @@
 """DeepEnergyModel: a two-layer energy model trained by score matching."""
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -105,11 +106,16 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         importance weights: near 1 means one chain dominates and
         ``log_partition_`` is unreliable (more temperatures or chains help).
     loss_curve_ : ndarray
-        Mean training objective per epoch.
+        Mean training objective per epoch (per ``partial_fit`` call, appended).
     validation_scores_ : ndarray
-        Negative held-out objective per epoch (higher is better).
+        Negative held-out objective per epoch (higher is better); ``fit``
+        only.
+    optimizer_state_ : dict of str to ndarray
+        Adam's step count (``"iteration"``) and the moments of each trained
+        parameter at the end of training, from which ``partial_fit``
+        continues.
     n_iter_ : int
-        Epochs run.
+        Epochs run: by ``fit``, plus one per ``partial_fit`` call.
     n_features_in_ : int
 
     Examples
@@ -199,12 +205,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         """
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-            if np.abs(X).max() > np.finfo(self.dtype).max ** 0.5:
-                raise ValueError(
-                    f"X has values up to {np.abs(X).max():.3g}, whose squares overflow "
-                    f"{self.dtype} training: standardise or whiten the data"
-                    + (" or use dtype='float64'." if self.dtype == "float32" else ".")
-                )
+            self._check_range(X)
             rng = check_random_state(self.random_state)
             training = self._initialize(X, rng)
             n_epochs = self._fit_stochastic(training, rng)
@@ -215,6 +216,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             )
         for name in _PARAM_NAMES:
             setattr(self, name + "_", values[name])
+        self.optimizer_state_ = training.optimizer_state()
+        self._partial_rng = rng  # partial_fit continues the fit's stream of draws
         self.n_iter_ = n_epochs
         self.loss_curve_ = np.asarray(training.loss_curve)
         self.validation_scores_ = np.asarray(training.validation_scores)
@@ -222,6 +225,91 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.log_partition_std_ = log_partition.std
         self.ais_effective_sample_size_ = log_partition.effective_sample_size
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One pass of Adam over ``X`` in minibatches, then ``log Z`` by AIS.
+
+        Continues from the parameters and Adam's moments of the previous
+        call (or of ``fit``), so that data seen batch by batch, out of core
+        or under dask-ml's ``Incremental``, train the model as epochs would.
+        No early stopping (there is no held-out set); each call re-estimates
+        the normaliser, which costs ``n_ais_chains * n_ais_temperatures``
+        model evaluations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self : object
+        """
+        from ._tf_objectives import ScoreMatchingTraining
+
+        first = not hasattr(self, "filters_")
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=np.float64, reset=first, ensure_min_samples=1)
+            self._check_range(X)
+            # a copy: a call that fails leaves the stream of draws as it was
+            rng = copy.deepcopy(getattr(self, "_partial_rng", None)) or check_random_state(
+                self.random_state
+            )
+            D = X.shape[1]
+            initial = (
+                self._initial_parameters(D, rng)
+                if first
+                else {name: getattr(self, name + "_") for name in _PARAM_NAMES}
+            )
+            training = ScoreMatchingTraining(
+                initial,
+                trainable=self._trainable(),
+                X_train=X,
+                X_val=X[:0],
+                val_noise=X[:0],
+                objective=self.objective,
+                sigma=self.sigma,
+                noise_scale=self.noise_scale,
+                learning_rate=self.learning_rate,
+                dtype=self.dtype,
+                optimizer_state=getattr(self, "optimizer_state_", None),
+            )
+            loss = training.run_epoch(self.batch_size, rng)
+            n_calls = getattr(self, "n_iter_", 0) + 1
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training objective became non-finite in partial_fit (epoch {n_calls}). "
+                    "Lower learning_rate, standardise or whiten the data, or use "
+                    "objective='dsm'."
+                )
+            values = training.final_parameters()
+            params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
+            log_partition = annealed_importance_sampling(
+                params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
+            )
+        for name in _PARAM_NAMES:
+            setattr(self, name + "_", values[name])
+        self._partial_rng = rng
+        self.optimizer_state_ = training.optimizer_state()
+        self.n_iter_ = n_calls
+        self.loss_curve_ = np.append(getattr(self, "loss_curve_", []), loss)
+        self.validation_scores_ = getattr(self, "validation_scores_", np.empty(0))
+        self.log_partition_ = log_partition.value
+        self.log_partition_std_ = log_partition.std
+        self.ais_effective_sample_size_ = log_partition.effective_sample_size
+        return self
+
+    def _check_range(self, X):
+        if np.abs(X).max() > np.finfo(self.dtype).max ** 0.5:
+            raise ValueError(
+                f"X has values up to {np.abs(X).max():.3g}, whose squares overflow "
+                f"{self.dtype} training: standardise or whiten the data"
+                + (" or use dtype='float64'." if self.dtype == "float32" else ".")
+            )
+
+    def _trainable(self):
+        return [name for name in _PARAM_NAMES if name != "hidden_bias" or self.hidden_bias]
 
     def _warm(self, D):
         """Whether this fit continues from the previous one's parameters."""
@@ -260,10 +348,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             )
         order = rng.permutation(n)
         X_val, X_train = X[order[:n_val]], X[order[n_val:]]
-        trainable = [name for name in _PARAM_NAMES if name != "hidden_bias" or self.hidden_bias]
         return ScoreMatchingTraining(
             self._initial_parameters(X.shape[1], rng),
-            trainable=trainable,
+            trainable=self._trainable(),
             X_train=X_train,
             X_val=X_val,
             val_noise=(

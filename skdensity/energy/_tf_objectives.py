@@ -8,6 +8,9 @@ from automatic differentiation of that loss, which costs a small multiple of
 the loss itself, unlike differentiating a Hessian diagonal.
 """
 
+import logging
+from contextlib import contextmanager
+
 import numpy as np
 
 __all__ = ["ScoreMatchingTraining", "dsm_loss", "load_tensorflow", "sm_loss", "ssm_loss"]
@@ -57,6 +60,20 @@ def load_tensorflow():
             if kept:
                 sys.stderr.write("".join(kept))
     return tf
+
+
+@contextmanager
+def _quiet_retracing():
+    """TensorFlow's Python logger at ERROR for the duration, then as the user
+    had it: each ``partial_fit`` call traces its own training graph, which
+    TensorFlow reports as "excessive retracing" after five calls."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def score_and_laplacian(tf, X, V, a, W, c, b, sigma, laplacian=True):
@@ -125,6 +142,10 @@ class ScoreMatchingTraining:
     objective : {"sm", "dsm", "ssm"}
     sigma, noise_scale, learning_rate : float
     dtype : {"float32", "float64"}
+    optimizer_state : dict of str to ndarray, default=None
+        Adam's step count and moments from :meth:`optimizer_state` of an
+        earlier training of the same parameters (``partial_fit``); None
+        starts Adam afresh.
     """
 
     def __init__(
@@ -140,6 +161,7 @@ class ScoreMatchingTraining:
         noise_scale,
         learning_rate,
         dtype,
+        optimizer_state=None,
     ):
         tf = self.tf = load_tensorflow()
         self.dtype = dtype
@@ -153,6 +175,9 @@ class ScoreMatchingTraining:
         self.sigma = tf.constant(sigma, self.dt)
         self.noise_scale = tf.constant(noise_scale, self.dt)
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+        self.trainable_names = list(trainable)
+        if optimizer_state is not None:
+            self._restore_optimizer(optimizer_state)
         self.X_train, self.X_val = X_train, X_val
         self.val_noise = val_noise.astype(dtype)
         self.has_validation = len(X_val) > 0
@@ -191,6 +216,10 @@ class ScoreMatchingTraining:
 
     def run_epoch(self, batch_size, rng):
         """One pass over shuffled training data; the mean minibatch objective."""
+        with _quiet_retracing():
+            return self._run_epoch(batch_size, rng)
+
+    def _run_epoch(self, batch_size, rng):
         tf, X = self.tf, self.X_train
         n, D = X.shape
         bs = min(batch_size, n)
@@ -211,6 +240,32 @@ class ScoreMatchingTraining:
                 self._train_epoch(tf.constant(batches, self.dt), tf.constant(noises, self.dt))
             )
         return total / sum(count for _, count in chunks)
+
+    def _moment_slots(self):
+        """Adam's variables by name: its step count, and each trainable
+        parameter's first and second moments (built in the parameters' order
+        after the step count and the learning rate)."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable)
+        variables = self.optimizer.variables
+        slots = {"iteration": variables[0]}
+        for i, name in enumerate(self.trainable_names):
+            slots[name + "_momentum"] = variables[2 + 2 * i]
+            slots[name + "_velocity"] = variables[3 + 2 * i]
+        return slots
+
+    def _restore_optimizer(self, state):
+        slots = self._moment_slots()
+        if set(state) != set(slots) or any(
+            tuple(slots[k].shape) != np.shape(v) for k, v in state.items()
+        ):
+            return  # another set of parameters: Adam starts afresh
+        for name, value in state.items():
+            slots[name].assign(np.asarray(value).astype(slots[name].dtype))
+
+    def optimizer_state(self):
+        """Adam's step count and moments as numpy arrays, by name."""
+        return {name: np.array(v.numpy()) for name, v in self._moment_slots().items()}
 
     def validation_objective(self):
         tf = self.tf
