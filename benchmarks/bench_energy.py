@@ -5,9 +5,10 @@ matching loss with its parameter gradients against an automatic
 differentiation baseline that forms the Hessian diagonal with
 ``batch_jacobian``; denoising and sliced score matching; one training epoch
 on natural 28x28 patches; AIS time and standard error; peak memory. Runs on
-a GPU when TensorFlow sees one (same command) and reports the device.
+a GPU when TensorFlow sees one (same command) and reports the device;
+``--devices`` trains the epoch data-parallel on several (``/gpu:0 /gpu:1``).
 
-Run: ``python3 benchmarks/bench_energy.py [--n-patches 50000]``
+Run: ``python3 benchmarks/bench_energy.py [--n-patches 50000] [--devices ...] [--train-batch 100]``
 """
 
 import argparse
@@ -35,6 +36,10 @@ def main():
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--n-patches", type=int, default=50000)
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="train the epoch data-parallel on these"
+    )
+    parser.add_argument("--train-batch", type=int, default=100, help="the epoch's minibatch")
     args = parser.parse_args()
     tf = load_tensorflow()
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
@@ -117,11 +122,17 @@ def main():
         validation_fraction=0.0,
         n_ais_chains=100,
         n_ais_temperatures=1000,
+        batch_size=args.train_batch,
+        devices=args.devices,
         random_state=0,
     )
     t0 = time.perf_counter()
     dem.fit(P)
-    print(f"one epoch on {args.n_patches} patches + AIS: {time.perf_counter() - t0:.1f} s")
+    where = f" on {', '.join(args.devices)}" if args.devices else ""
+    print(
+        f"one epoch on {args.n_patches} patches{where} (batch {args.train_batch}) + AIS: "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     p = EnergyParams(
         dem.filters_,
         dem.hidden_bias_,

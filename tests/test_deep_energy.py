@@ -1,6 +1,7 @@
 """DeepEnergyModel (issue 5): analytic score matching, sampling, AIS."""
 
 import pickle
+import textwrap
 
 import numpy as np
 import pytest
@@ -444,3 +445,41 @@ def test_trains_under_dask_ml_incremental():
         by_hand.partial_fit(block)
     assert model.estimator_.n_iter_ == 3
     np.testing.assert_allclose(model.estimator_.filters_, by_hand.filters_, rtol=1e-5, atol=1e-6)
+
+
+def test_data_parallel_training_on_two_devices_equals_one():
+    # Two logical CPU devices (set before TensorFlow starts, hence a fresh
+    # process): each minibatch is split between them and the gradients
+    # summed, which in float64 is the one-device fit to rounding.
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+        import numpy as np
+        from skdensity import DeepEnergyModel
+
+        X = 0.5 * np.random.default_rng(0).normal(size=(400, 4))
+        kw = dict(n_hidden=6, n_experts=4, batch_size=50, max_epochs=3,
+                  learning_rate=1e-2, dtype="float64", random_state=0)
+        one = DeepEnergyModel(**kw).fit(X)
+        two = DeepEnergyModel(devices=["/cpu:0", "/cpu:1"], **kw).fit(X)
+        assert np.allclose(one.filters_, two.filters_, rtol=1e-10, atol=1e-12)
+        assert one.n_iter_ == two.n_iter_
+        two.partial_fit(X[:100])  # streaming on both devices too
+        assert two.n_iter_ == one.n_iter_ + 1
+        try:
+            DeepEnergyModel(devices=["/gpu:7"], **kw).fit(X)
+        except ValueError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "devices: '/gpu:7' is not a TensorFlow device here" in out.stdout
+    assert "/device:CPU:1" in out.stdout

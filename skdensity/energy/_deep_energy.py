@@ -84,6 +84,12 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         Intermediate distributions of annealed importance sampling.
     warm_start : bool, default=False
         Continue from the previous fit's parameters.
+    devices : list of str, default=None
+        TensorFlow devices to train on data-parallel, e.g. ``["/gpu:0",
+        "/gpu:1"]``: each minibatch is split between them and their
+        gradients summed (``tf.distribute.MirroredStrategy``), which trains
+        the same model as one device, to rounding. None lets TensorFlow
+        place training (a visible GPU, else the CPU).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, minibatch order, noise and AIS.
     verbose : int, default=0
@@ -145,6 +151,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         "n_ais_chains": [Interval(Integral, 2, None, closed="left")],
         "n_ais_temperatures": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
+        "devices": [list, tuple, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -168,6 +175,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         n_ais_chains=100,
         n_ais_temperatures=500,
         warm_start=False,
+        devices=None,
         random_state=None,
         verbose=0,
     ):
@@ -187,6 +195,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_ais_chains = n_ais_chains
         self.n_ais_temperatures = n_ais_temperatures
         self.warm_start = warm_start
+        self.devices = devices
         self.random_state = random_state
         self.verbose = verbose
 
@@ -274,6 +283,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                 learning_rate=self.learning_rate,
                 dtype=self.dtype,
                 optimizer_state=getattr(self, "optimizer_state_", None),
+                devices=self.devices,
             )
             loss = training.run_epoch(self.batch_size, rng)
             n_calls = getattr(self, "n_iter_", 0) + 1
@@ -361,6 +371,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             noise_scale=self.noise_scale,
             learning_rate=self.learning_rate,
             dtype=self.dtype,
+            devices=self.devices,
         )
 
     def _fit_stochastic(self, training, rng):

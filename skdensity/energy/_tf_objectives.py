@@ -9,7 +9,7 @@ the loss itself, unlike differentiating a Hessian diagonal.
 """
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -126,6 +126,32 @@ def ssm_loss(tf, X, params, sigma, v):
     return tf.reduce_mean(0.5 * tf.reduce_sum(psi * psi, axis=1) + tf.reduce_sum(v * jv, axis=1))
 
 
+def check_devices(tf, devices):
+    """The TensorFlow devices named by ``devices`` (say ``"/cpu:1"`` or
+    ``"GPU:0"``), as the full names MirroredStrategy takes; a clear error
+    naming the devices there are when one is not among them."""
+    available = {}
+    for device in tf.config.list_logical_devices():
+        spec = tf.DeviceSpec.from_string(device.name)
+        available[(spec.device_type, spec.device_index)] = device.name
+    names = []
+    for device in devices:
+        try:
+            spec = tf.DeviceSpec.from_string(device if "/" in device else "/" + device)
+        except (TypeError, ValueError):
+            spec = None
+        key = None if spec is None else ((spec.device_type or "").upper(), spec.device_index)
+        if key not in available:
+            raise ValueError(
+                f"devices: {device!r} is not a TensorFlow device here; the devices are "
+                f"{sorted(available.values())}."
+            )
+        names.append(available[key])
+    if len(set(names)) != len(names):
+        raise ValueError(f"devices names a device more than once: {list(devices)}.")
+    return names
+
+
 class ScoreMatchingTraining:
     """Adam on a score matching objective, with the state early stopping needs.
 
@@ -146,6 +172,9 @@ class ScoreMatchingTraining:
         Adam's step count and moments from :meth:`optimizer_state` of an
         earlier training of the same parameters (``partial_fit``); None
         starts Adam afresh.
+    devices : list of str, default=None
+        Train data-parallel on these TensorFlow devices
+        (``tf.distribute.MirroredStrategy``); None lets TensorFlow place it.
     """
 
     def __init__(
@@ -162,22 +191,31 @@ class ScoreMatchingTraining:
         learning_rate,
         dtype,
         optimizer_state=None,
+        devices=None,
     ):
         tf = self.tf = load_tensorflow()
         self.dtype = dtype
         self.dt = tf.float32 if dtype == "float32" else tf.float64
-        self.variables = {
-            name: tf.Variable(initial[name].astype(dtype)) for name in PARAMETER_ORDER
-        }
-        self.ordered = [self.variables[name] for name in PARAMETER_ORDER]
-        self.trainable = [self.variables[name] for name in trainable]
+        # several devices: variables mirrored on each, every minibatch split
+        # between them, gradients summed across them (data parallelism)
+        self.strategy = (
+            tf.distribute.MirroredStrategy(check_devices(tf, devices)) if devices else None
+        )
+        with self.strategy.scope() if self.strategy else nullcontext():
+            self.variables = {
+                name: tf.Variable(initial[name].astype(dtype)) for name in PARAMETER_ORDER
+            }
+            self.optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+            self.ordered = [self.variables[name] for name in PARAMETER_ORDER]
+            self.trainable = [self.variables[name] for name in trainable]
+            self.trainable_names = list(trainable)
+            # Adam's moments now, beside their parameters, not inside a graph
+            self.optimizer.build(self.trainable)
+            if optimizer_state is not None:
+                self._restore_optimizer(optimizer_state)
         self.objective, self.needs_noise = objective, objective != "sm"
         self.sigma = tf.constant(sigma, self.dt)
         self.noise_scale = tf.constant(noise_scale, self.dt)
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
-        self.trainable_names = list(trainable)
-        if optimizer_state is not None:
-            self._restore_optimizer(optimizer_state)
         self.X_train, self.X_val = X_train, X_val
         self.val_noise = val_noise.astype(dtype)
         self.has_validation = len(X_val) > 0
@@ -205,11 +243,31 @@ class ScoreMatchingTraining:
             self.optimizer.apply_gradients(zip(gradients, self.trainable))
             return loss
 
+        def replica_step(batch, noise):
+            # This device's share of the minibatch (rows r, r + R, ...), its
+            # mean loss weighted by that share: the replicas' gradients, which
+            # the optimizer sums, then add up to the whole minibatch's.
+            context = tf.distribute.get_replica_context()
+            r, R = context.replica_id_in_sync_group, context.num_replicas_in_sync
+            local, local_noise = batch[r::R], noise[r::R]
+            share = tf.cast(tf.shape(local)[0], self.dt) / tf.cast(tf.shape(batch)[0], self.dt)
+            with tf.GradientTape() as tape:
+                loss = self.loss(local, local_noise) * share
+            gradients = tape.gradient(loss, self.trainable)
+            self.optimizer.apply_gradients(zip(gradients, self.trainable))
+            return loss
+
+        def distributed_step(batch, noise):
+            losses = self.strategy.run(replica_step, args=(batch, noise))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+        step = distributed_step if self.strategy else train_step
+
         @tf.function(reduce_retracing=True)
         def train_epoch(batches, noises):
             total = tf.constant(0.0, self.dt)
             for i in tf.range(tf.shape(batches)[0]):
-                total += train_step(batches[i], noises[i])
+                total += step(batches[i], noises[i])
             return total
 
         return train_epoch
@@ -245,8 +303,6 @@ class ScoreMatchingTraining:
         """Adam's variables by name: its step count, and each trainable
         parameter's first and second moments (built in the parameters' order
         after the step count and the learning rate)."""
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable)
         variables = self.optimizer.variables
         slots = {"iteration": variables[0]}
         for i, name in enumerate(self.trainable_names):
