@@ -15,8 +15,7 @@ Times are ratios to the floor measured in the same run; growth exponents
 over D are fitted across sizes (1 is linear). With ``--recovery`` it also
 prints the error of both fits at 64 x 64 as the number of images grows.
 With ``--contrastive`` it compares instead NCE (noise: the score matching
-fit, one noise sample per image: at ``noise_ratio=10`` its features are
-recomputed on every product beyond 64 x 64, minutes per fit) and
+fit; its features are recomputed on every product beyond 64 x 64) and
 conditional NCE (single-pixel copies; whole-image copies with 5 draws at
 ``--image-sides``) with score matching, up to 128 x 128.
 
@@ -55,7 +54,7 @@ CHILD = textwrap.dedent(
         # NCE's noise is the score matching fit, sparse like the model: its
         # fit is part of the time
         "NCE": lambda: MaskedGaussianNCE(
-            reg=0, noise=MaskedGaussianSM(reg=0).fit(X), noise_ratio=1, random_state=0),
+            reg=0, noise=MaskedGaussianSM(reg=0).fit(X), random_state=0),
         "cNCE": lambda: MaskedGaussianCNCE(reg=0, random_state=0),
         "cNCE-image": lambda: MaskedGaussianCNCE(
             reg=0, noise_support="image", random_state=0),

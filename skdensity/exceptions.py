@@ -1,6 +1,6 @@
 """Warnings raised by skdensity."""
 
-__all__ = ["IllConditionedWarning", "SeparableNoiseWarning"]
+__all__ = ["IllConditionedWarning", "SeparableNoiseWarning", "UnreliableNormalizerWarning"]
 
 
 class IllConditionedWarning(UserWarning):
@@ -16,4 +16,13 @@ class SeparableNoiseWarning(UserWarning):
     estimation: the loss goes to zero and the estimate is meaningless.
 
     Use a noise distribution closer to the data, or conditional NCE.
+    """
+
+
+class UnreliableNormalizerWarning(UserWarning):
+    """Annealed importance sampling rests on few chains: one or a few carry
+    nearly all the weight, so the estimated log-normaliser (and with it every
+    normalised log-density) may be off by more than its standard error says.
+
+    Raise the number of temperatures or chains.
     """

@@ -2,6 +2,7 @@
 
 import pickle
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -483,3 +484,21 @@ def test_data_parallel_training_on_two_devices_equals_one():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "devices: '/gpu:7' is not a TensorFlow device here" in out.stdout
     assert "/device:CPU:1" in out.stdout
+
+
+def test_a_normaliser_resting_on_few_ais_chains_warns():
+    from skdensity.exceptions import UnreliableNormalizerWarning
+
+    # data unlike the base Gaussian (narrow, one skewed feature): the model
+    # moves far from it, and a one-step AIS path then leans on one chain
+    X = 0.3 * np.random.default_rng(3).normal(size=(400, 6))
+    X[:, 0] = 3 * np.abs(X[:, 0])
+    kw = dict(n_hidden=8, n_experts=8, max_epochs=20, learning_rate=3e-2, random_state=0)
+    with pytest.warns(UnreliableNormalizerWarning, match=r"effective sample size .* of 50"):
+        dem = DeepEnergyModel(n_ais_chains=50, n_ais_temperatures=1, **kw).fit(X)
+    assert dem.ais_effective_sample_size_ < 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreliableNormalizerWarning)
+        # data the base Gaussian fits: the model stays near it, the weights even
+        flat = DeepEnergyModel(n_ais_chains=50, n_ais_temperatures=1, **{**kw, "max_epochs": 2})
+        flat.fit(np.random.default_rng(3).normal(size=(400, 6)))

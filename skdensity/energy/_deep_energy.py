@@ -1,6 +1,7 @@
 """DeepEnergyModel: a two-layer energy model trained by score matching."""
 
 import copy
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -8,12 +9,16 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..exceptions import UnreliableNormalizerWarning
 from ..utils._compat import Interval, StrOptions, _fit_context
 from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
 from ._inference import EnergyParams, annealed_importance_sampling, mala
 
 __all__ = ["DeepEnergyModel"]
+
+# AIS warns when its effective sample size is below this share of its chains.
+_MIN_AIS_SHARE = 0.1
 
 # The learned parameters in EnergyParams' order (V, a, W, c, b); each is the
 # fitted attribute of the same name with a trailing underscore.
@@ -110,7 +115,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     ais_effective_sample_size_ : float
         Effective number of AIS chains, ``(sum w)^2 / sum w^2`` of the
         importance weights: near 1 means one chain dominates and
-        ``log_partition_`` is unreliable (more temperatures or chains help).
+        ``log_partition_`` is unreliable (more temperatures or chains help);
+        below a tenth of the chains, fitting warns
+        (:class:`~skdensity.exceptions.UnreliableNormalizerWarning`).
     loss_curve_ : ndarray
         Mean training objective per epoch (per ``partial_fit`` call, appended).
     validation_scores_ : ndarray
@@ -230,9 +237,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_iter_ = n_epochs
         self.loss_curve_ = np.asarray(training.loss_curve)
         self.validation_scores_ = np.asarray(training.validation_scores)
-        self.log_partition_ = log_partition.value
-        self.log_partition_std_ = log_partition.std
-        self.ais_effective_sample_size_ = log_partition.effective_sample_size
+        self._set_normalizer(log_partition)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -305,10 +310,24 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_iter_ = n_calls
         self.loss_curve_ = np.append(getattr(self, "loss_curve_", []), loss)
         self.validation_scores_ = getattr(self, "validation_scores_", np.empty(0))
+        self._set_normalizer(log_partition)
+        return self
+
+    def _set_normalizer(self, log_partition):
+        """Keep AIS's estimate; warn when few chains carry its weight."""
         self.log_partition_ = log_partition.value
         self.log_partition_std_ = log_partition.std
         self.ais_effective_sample_size_ = log_partition.effective_sample_size
-        return self
+        if log_partition.effective_sample_size < _MIN_AIS_SHARE * self.n_ais_chains:
+            warnings.warn(
+                f"AIS's estimate of log Z rests on few chains (effective sample size "
+                f"{log_partition.effective_sample_size:.1f} of {self.n_ais_chains}): "
+                "log_partition_, and every normalised log-density, may be off by more than "
+                f"log_partition_std_={log_partition.std:.3g} says. Raise n_ais_temperatures "
+                f"(now {self.n_ais_temperatures}) or n_ais_chains.",
+                UnreliableNormalizerWarning,
+                stacklevel=3,
+            )
 
     def _check_range(self, X):
         if np.abs(X).max() > np.finfo(self.dtype).max ** 0.5:
