@@ -232,13 +232,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             training = self._initialize(X, rng)
             n_epochs = self._fit_stochastic(training, rng)
             values = training.final_parameters()
-            params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
-            log_partition = annealed_importance_sampling(
-                params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
-            )
-        for name in _PARAM_NAMES:
-            setattr(self, name + "_", values[name])
-        self.optimizer_state_ = training.optimizer_state()
+            log_partition = self._annealed_log_partition(values, rng)
+        self._set_parameters(values, training)
         self._partial_rng = rng  # partial_fit continues the fit's stream of draws
         self.n_iter_ = n_epochs
         self.loss_curve_ = np.asarray(training.loss_curve)
@@ -266,8 +261,6 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         -------
         self : object
         """
-        from ._tf_objectives import ScoreMatchingTraining
-
         first = not hasattr(self, "filters_")
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, reset=first, ensure_min_samples=1)
@@ -282,19 +275,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                 if first
                 else {name: getattr(self, name + "_") for name in _PARAM_NAMES}
             )
-            training = ScoreMatchingTraining(
-                initial,
-                trainable=self._trainable(),
-                X_train=X,
-                X_val=X[:0],
-                val_noise=X[:0],
-                objective=self.objective,
-                sigma=self.sigma,
-                noise_scale=self.noise_scale,
-                learning_rate=self.learning_rate,
-                dtype=self.dtype,
-                optimizer_state=getattr(self, "optimizer_state_", None),
-                devices=self.devices,
+            training = self._training(
+                initial, X, X[:0], X[:0], getattr(self, "optimizer_state_", None)
             )
             loss = training.run_epoch(self.batch_size, rng)
             n_calls = getattr(self, "n_iter_", 0) + 1
@@ -305,14 +287,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                     "objective='dsm'."
                 )
             values = training.final_parameters()
-            params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
-            log_partition = annealed_importance_sampling(
-                params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
-            )
-        for name in _PARAM_NAMES:
-            setattr(self, name + "_", values[name])
+            log_partition = self._annealed_log_partition(values, rng)
+        self._set_parameters(values, training)
         self._partial_rng = rng
-        self.optimizer_state_ = training.optimizer_state()
         self.n_iter_ = n_calls
         self.loss_curve_ = np.append(getattr(self, "loss_curve_", []), loss)
         self.validation_scores_ = getattr(self, "validation_scores_", np.empty(0))
@@ -372,7 +349,6 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
 
     def _initialize(self, X, rng):
         """Split off the validation set and build the TensorFlow training state."""
-        from ._tf_objectives import ScoreMatchingTraining
 
         n = X.shape[0]
         n_val = int(round(self.validation_fraction * n)) if n >= 10 else 0
@@ -383,21 +359,42 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             )
         order = rng.permutation(n)
         X_val, X_train = X[order[:n_val]], X[order[n_val:]]
-        return ScoreMatchingTraining(
+        return self._training(
             self._initial_parameters(X.shape[1], rng),
+            X_train,
+            X_val,
+            rng.standard_normal(X_val.shape) if self.objective != "sm" else X_val[:, :0],
+        )
+
+    def _training(self, initial, X_train, X_val, val_noise, optimizer_state=None):
+        """The TensorFlow training state (imported only now) from ``initial``."""
+        from ._tf_objectives import ScoreMatchingTraining
+
+        return ScoreMatchingTraining(
+            initial,
             trainable=self._trainable(),
             X_train=X_train,
             X_val=X_val,
-            val_noise=(
-                rng.standard_normal(X_val.shape) if self.objective != "sm" else X_val[:, :0]
-            ),
+            val_noise=val_noise,
             objective=self.objective,
             sigma=self.sigma,
             noise_scale=self.noise_scale,
             learning_rate=self.learning_rate,
             dtype=self.dtype,
+            optimizer_state=optimizer_state,
             devices=self.devices,
         )
+
+    def _annealed_log_partition(self, values, rng):
+        params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
+        return annealed_importance_sampling(
+            params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
+        )
+
+    def _set_parameters(self, values, training):
+        for name in _PARAM_NAMES:
+            setattr(self, name + "_", values[name])
+        self.optimizer_state_ = training.optimizer_state()
 
     def _fit_stochastic(self, training, rng):
         """Epochs of Adam on shuffled minibatches until ``max_epochs`` or early
