@@ -540,3 +540,28 @@ def test_the_fitted_model_reports_its_log_z_interval():
     for bad in ({"n_chains": 1}, {"n_temperatures": 0}, {"n_chains": 2.5}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             dem.log_partition_interval(**bad)
+
+
+def test_a_bracket_that_inverts_warns(monkeypatch):
+    from skdensity.exceptions import UnreliableNormalizerWarning
+
+    # the known test model, as a fitted estimator
+    p = random_params(D=6, H=6, K=4, scale=3.0, seed=3)
+    dem = DeepEnergyModel(n_hidden=6, n_experts=4)
+    for name, value in zip(
+        ("filters_", "hidden_bias_", "expert_weights_", "expert_bias_", "visible_bias_"),
+        (p.V, p.a, p.W, p.c, p.b),
+    ):
+        setattr(dem, name, value)
+    dem.n_features_in_, dem.log_partition_ = 6, 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnreliableNormalizerWarning)
+        good = dem.log_partition_interval(n_chains=200, n_temperatures=20, random_state=0)
+    # "model samples" that are the base's: reverse AIS then falls far below
+    # forward AIS (measured: 13.97 against 16.67), and the user is told
+    monkeypatch.setattr(
+        dem, "sample", lambda n, random_state=None: p.sample_base(n, np.random.default_rng(0))
+    )
+    with pytest.warns(UnreliableNormalizerWarning, match="not bracketed"):
+        bad = dem.log_partition_interval(n_chains=200, n_temperatures=20, random_state=0)
+    assert bad.width < -1 < good.width

@@ -498,7 +498,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         overestimates it. Their gap bounds the normaliser's error, where a
         standard error alone cannot (AIS's weights are heavy-tailed). The
         model samples come from :meth:`sample` (Langevin chains), so the
-        upper side is as good as those chains are mixed.
+        upper side is as good as those chains are mixed: when it falls
+        below the lower side beyond their standard errors, the bracket has
+        failed and a :class:`~skdensity.exceptions.UnreliableNormalizerWarning`
+        says so.
 
         Parameters
         ----------
@@ -531,7 +534,17 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         upper = reverse_annealed_importance_sampling(
             params, self.sample(n_chains, random_state=rng), n_temperatures=n_temperatures, rng=rng
         )
-        return LogPartitionInterval(lower, upper)
+        interval = LogPartitionInterval(lower, upper)
+        if interval.width < -3 * (lower.std + upper.std):
+            warnings.warn(
+                f"Reverse AIS ({upper.value:.4g}) lies below forward AIS ({lower.value:.4g}) "
+                "beyond their standard errors: the Langevin samples it starts from do not "
+                "represent the model (chains that have not mixed), so log Z is not bracketed. "
+                "Raise n_temperatures, or check the model's samples.",
+                UnreliableNormalizerWarning,
+                stacklevel=2,
+            )
+        return interval
 
     def sample(
         self,
