@@ -268,13 +268,23 @@ def test_cnce_small_noise_limit_is_score_matching_in_the_noise_metric(shape):
     assert own < 0.016 and own < 0.7 * others, (own, others)
 
 
-@pytest.mark.parametrize("support", ["image", "pixel"])
-def test_cnce_recovers_gmrf(support):
+@pytest.mark.parametrize(
+    "support, shape",
+    [
+        ("image", "score_matching"),
+        ("pixel", "score_matching"),
+        ("pixel", "covariance"),
+        ("pixel", "isotropic"),
+    ],
+)
+def test_cnce_recovers_gmrf(support, shape):
     P, _ = random_gmrf((4, 4), 8, seed=2)
     errs = []
     for n in (500, 5000):
         X = sample_gmrf(P, n, seed=n)
-        cnce = MaskedGaussianCNCE(reg=0.0, noise_support=support, random_state=0).fit(X)
+        cnce = MaskedGaussianCNCE(
+            reg=0.0, noise_support=support, noise_shape=shape, random_state=0
+        ).fit(X)
         assert 0 < cnce.accuracy_ < 0.99 and cnce.min_eigenvalue_ >= cnce.eps_
         errs.append(rel_err(cnce, P))
     assert errs[1] < 0.6 * errs[0] and errs[1] < 0.08, errs
