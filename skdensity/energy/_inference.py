@@ -203,22 +203,15 @@ def annealed_importance_sampling(params, *, n_chains, n_temperatures, rng, n_mal
     adapted on the base) at each. Returns a :class:`LogPartition`; the
     error of ``log Z`` is the delta-method one of the mean importance weight.
     """
-    betas = np.linspace(0.0, 1.0, n_temperatures + 1)
     X = params.sample_base(n_chains, rng)
-    tau = mala(params, X, n_steps=50, rng=rng, expert_weight=0.0, adapt_steps=50).step_size
-    log_w = np.zeros(n_chains)
-    for k in range(1, len(betas)):
-        log_w += (betas[k] - betas[k - 1]) * params.expert_term(X)
-        X = mala(
-            params, X, n_steps=n_mala_steps, rng=rng, expert_weight=betas[k], step_size=tau
-        ).states
+    tau = _base_step_size(params, X, rng)
+    betas = np.linspace(0.0, 1.0, n_temperatures + 1)
+    log_w = _anneal(params, X, betas, tau, rng, n_mala_steps)
     log_mean_w, se, ess = _log_mean_weight(log_w)
     return LogPartition(params.base_log_partition() + log_mean_w, se, ess)
 
 
-def reverse_annealed_importance_sampling(
-    params, X, *, n_temperatures, rng, step_size=None, n_mala_steps=1
-):
+def reverse_annealed_importance_sampling(params, X, *, n_temperatures, rng, n_mala_steps=1):
     """``log Z`` by reverse AIS (Grosse, Ghahramani & Adams 2015): the path
     of :func:`annealed_importance_sampling` run backwards from samples ``X``
     of the model to the base Gaussian.
@@ -230,30 +223,30 @@ def reverse_annealed_importance_sampling(
     approximate samples (Langevin chains) the upper side is approximate too.
     Returns a :class:`LogPartition`.
     """
-    betas = np.linspace(0.0, 1.0, n_temperatures + 1)
     X = np.array(X, dtype=np.float64)
-    if step_size is None:
-        step_size = mala(
-            params,
-            params.sample_base(len(X), rng),
-            n_steps=50,
-            rng=rng,
-            expert_weight=0.0,
-            adapt_steps=50,
-        ).step_size
-    log_w = np.zeros(len(X))
-    for k in range(len(betas) - 1, 0, -1):
-        log_w += (betas[k - 1] - betas[k]) * params.expert_term(X)
-        X = mala(
-            params,
-            X,
-            n_steps=n_mala_steps,
-            rng=rng,
-            expert_weight=betas[k - 1],
-            step_size=step_size,
-        ).states
+    tau = _base_step_size(params, params.sample_base(len(X), rng), rng)
+    betas = np.linspace(0.0, 1.0, n_temperatures + 1)[::-1]
+    log_w = _anneal(params, X, betas, tau, rng, n_mala_steps)
     log_mean_w, se, ess = _log_mean_weight(log_w)
     return LogPartition(params.base_log_partition() - log_mean_w, se, ess)
+
+
+def _base_step_size(params, X, rng):
+    """MALA's step size adapted on the base Gaussian, from its samples ``X``."""
+    return mala(params, X, n_steps=50, rng=rng, expert_weight=0.0, adapt_steps=50).step_size
+
+
+def _anneal(params, X, betas, step_size, rng, n_mala_steps):
+    """The log importance weights of chains ``X`` moved along ``betas``: at
+    each step the weight gains ``(beta' - beta) * experts(x)``, then a MALA
+    transition leaves ``p_beta'`` invariant."""
+    log_w = np.zeros(len(X))
+    for before, after in zip(betas[:-1], betas[1:]):
+        log_w += (after - before) * params.expert_term(X)
+        X = mala(
+            params, X, n_steps=n_mala_steps, rng=rng, expert_weight=after, step_size=step_size
+        ).states
+    return log_w
 
 
 def _log_mean_weight(log_w):
