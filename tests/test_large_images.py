@@ -163,3 +163,22 @@ def test_no_dense_matrix_is_ever_allocated():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "covariance_ of 16384 features (a dense 16384 x 16384 matrix) needs" in result.stdout
+
+
+def test_dense_models_that_would_not_fit_say_so_before_allocating(monkeypatch):
+    # With 1 MiB "available", the D x D matrices of 64 features (32 KiB each)
+    # still fit, those of 1,024 features (8 MiB) do not: the error names the
+    # dense object and the sparse alternative, before anything is allocated.
+    from skdensity import GaussianDensity, MaskedGaussianCNCE, MaskedGaussianNCE
+    from skdensity.utils import _memory
+
+    monkeypatch.setattr(_memory, "available_memory", lambda: 2**20)
+    X, _ = make_gmrf(200, (32, 32), random_state=0)
+    with pytest.raises(MemoryError, match="GaussianDensity on 1024 features .* dense"):
+        GaussianDensity().fit(X)
+    with pytest.raises(MemoryError, match="noise='gaussian'.*MaskedGaussianSM"):
+        MaskedGaussianNCE(noise="gaussian", random_state=0).fit(X)
+    with pytest.raises(MemoryError, match="noise_shape='covariance' on 1024 features"):
+        MaskedGaussianCNCE(noise_support="image", noise_shape="covariance").fit(X)
+    small, _ = make_gmrf(200, (8, 8), random_state=0)
+    GaussianDensity().fit(small)  # 64 features fit
