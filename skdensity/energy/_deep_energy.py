@@ -3,6 +3,7 @@
 import copy
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -20,6 +21,7 @@ from ._inference import (
     mala,
     reverse_annealed_importance_sampling,
 )
+from ._orthogonal import orthogonal_score_matching_ica
 
 __all__ = ["DeepEnergyModel"]
 
@@ -29,6 +31,51 @@ _MIN_AIS_SHARE = 0.1
 # The learned parameters in EnergyParams' order (V, a, W, c, b); each is the
 # fitted attribute of the same name with a trailing underscore.
 _PARAM_NAMES = ("filters", "hidden_bias", "expert_weights", "expert_bias", "visible_bias")
+
+
+class PCAWhitening(NamedTuple):
+    """The principal axes the model sees: the leading ``n_components`` are
+    whitened for the energy, the others keep a Gaussian of their variances."""
+
+    mean: np.ndarray  # (n_features,)
+    axes: np.ndarray  # (n_features, n_features), eigenvectors as columns, descending
+    variances: np.ndarray  # (n_features,), floored at a tiny share of the largest
+    n_components: int
+
+    @classmethod
+    def fit(cls, X, n_components):
+        mean = X.mean(axis=0)
+        variances, axes = np.linalg.eigh(np.cov(X, rowvar=False, bias=True).reshape(X.shape[1], -1))
+        variances, axes = variances[::-1], axes[:, ::-1]
+        # a floor: constant directions get a finite (very narrow) Gaussian
+        floor = max(variances[0], np.finfo(np.float64).tiny) * 1e-12
+        return cls(mean, axes, np.maximum(variances, floor), n_components)
+
+    def coordinates(self, X):
+        return (X - self.mean) @ self.axes
+
+    def whiten(self, X):
+        k = self.n_components
+        return self.coordinates(X)[:, :k] / np.sqrt(self.variances[:k])
+
+    def log_density_rest(self, X):
+        """Log-density of ``X`` apart from the energy of its whitened part:
+        the Gaussian of the discarded coordinates plus the whitening's log
+        Jacobian."""
+        k = self.n_components
+        rest = self.coordinates(X)[:, k:] ** 2 / self.variances[k:]
+        return -0.5 * (
+            rest.sum(axis=1)
+            + np.log(self.variances).sum()
+            + (len(self.variances) - k) * np.log(2 * np.pi)
+        )
+
+    def unwhiten(self, Z, rng):
+        """Points with whitened part ``Z`` and Gaussian draws elsewhere."""
+        k = self.n_components
+        rest = rng.standard_normal((len(Z), len(self.variances) - k))
+        Y = np.hstack([Z, rest]) * np.sqrt(self.variances)
+        return self.mean + Y @ self.axes.T
 
 
 class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
@@ -70,6 +117,28 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         Scale of the base Gaussian (fixed).
     hidden_bias : bool, default=True
         Learn the first-layer bias ``a`` (else fixed at zero).
+    nonlinearity : {"sigmoid", "logcosh"}, default="sigmoid"
+        First-layer nonlinearity: the report's sigmoid, or ``-log cosh``,
+        whose peak at zero lets the experts model the sparse, heavy-tailed
+        responses of filters to natural images.
+    first_layer : {"free", "orthogonal"}, default="free"
+        "free" trains ``V`` with the rest. "orthogonal" first learns
+        orthonormal filters by score matching of an ICA model (full-batch
+        Riemannian descent), then trains the rest with them fixed: on
+        whitened natural patches they come out localized and oriented.
+        Needs ``n_hidden`` at most the number of modelled dimensions and
+        whitened input (``n_components`` whitens it here).
+    nonnegative_weights : bool, default=False
+        Keep the expert weights ``W`` at or above zero (projected steps). With
+        ``nonlinearity="logcosh"`` each expert is then a bump that pools the
+        filters' responses, bounded above, so ``log Z`` is bounded too.
+    n_components : int, default=None
+        None: the model acts on the features as given. An int: the data are
+        PCA-whitened to their ``n_components`` leading principal components
+        here, the energy models those, and a Gaussian with the empirical
+        variances models the other components, so ``score_samples`` is a
+        density of all the features (the whitening's Jacobian included) and
+        ``sample`` returns points in feature space.
     objective : {"sm", "dsm", "ssm"}, default="sm"
         Exact, denoising or sliced score matching.
     noise_scale : float, default=0.1
@@ -108,8 +177,19 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
 
     Attributes
     ----------
-    filters_ : ndarray of shape (n_hidden, n_features)
-        First-layer filters ``V``.
+    filters_ : ndarray of shape (n_hidden, n_features) or (n_hidden, n_components)
+        First-layer filters ``V``, in whitened coordinates when
+        ``n_components`` is set.
+    input_filters_ : ndarray of shape (n_hidden, n_features)
+        The filters as they act on the input features (``V`` composed with
+        the whitening): what to plot and to measure with
+        :func:`~skdensity.metrics.localization_index`.
+    whitening_mean_ : ndarray of shape (n_features,)
+        Only with ``n_components``: the data's mean.
+    whitening_axes_ : ndarray of shape (n_features, n_features)
+        Only with ``n_components``: the principal axes (columns, descending).
+    whitening_variances_ : ndarray of shape (n_features,)
+        Only with ``n_components``: the variances along them.
     hidden_bias_ : ndarray of shape (n_hidden,)
     expert_weights_ : ndarray of shape (n_experts, n_hidden)
     expert_bias_ : ndarray of shape (n_experts,)
@@ -152,6 +232,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "sigma": [Interval(Real, 0, None, closed="neither")],
         "hidden_bias": ["boolean"],
+        "nonlinearity": [StrOptions({"sigmoid", "logcosh"})],
+        "first_layer": [StrOptions({"free", "orthogonal"})],
+        "nonnegative_weights": ["boolean"],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "objective": [StrOptions({"sm", "dsm", "ssm"})],
         "noise_scale": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -176,6 +260,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         n_experts=64,
         sigma=1.0,
         hidden_bias=True,
+        nonlinearity="sigmoid",
+        first_layer="free",
+        nonnegative_weights=False,
+        n_components=None,
         objective="sm",
         noise_scale=0.1,
         learning_rate=1e-3,
@@ -196,6 +284,10 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_experts = n_experts
         self.sigma = sigma
         self.hidden_bias = hidden_bias
+        self.nonlinearity = nonlinearity
+        self.first_layer = first_layer
+        self.nonnegative_weights = nonnegative_weights
+        self.n_components = n_components
         self.objective = objective
         self.noise_scale = noise_scale
         self.learning_rate = learning_rate
@@ -229,10 +321,12 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
             self._check_range(X)
             rng = check_random_state(self.random_state)
-            training = self._initialize(X, rng)
+            whitening = self._fit_whitening(X)
+            training = self._initialize(X if whitening is None else whitening.whiten(X), rng)
             n_epochs = self._fit_stochastic(training, rng)
             values = training.final_parameters()
             log_partition = self._annealed_log_partition(values, rng)
+        self._set_whitening(whitening)
         self._set_parameters(values, training)
         self._partial_rng = rng  # partial_fit continues the fit's stream of draws
         self.n_iter_ = n_epochs
@@ -265,13 +359,21 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, reset=first, ensure_min_samples=1)
             self._check_range(X)
+            if self.n_components is not None:
+                if first:
+                    raise ValueError(
+                        "partial_fit cannot start a model with n_components: the principal "
+                        "components need all the data. Call fit first (partial_fit then "
+                        "continues in its components), or whiten the data beforehand and "
+                        "set n_components=None."
+                    )
+                X = self._whitening().whiten(X)
             # a copy: a call that fails leaves the stream of draws as it was
             rng = copy.deepcopy(getattr(self, "_partial_rng", None)) or check_random_state(
                 self.random_state
             )
-            D = X.shape[1]
             initial = (
-                self._initial_parameters(D, rng)
+                self._initial_parameters(X, rng)
                 if first
                 else {name: getattr(self, name + "_") for name in _PARAM_NAMES}
             )
@@ -321,7 +423,40 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             )
 
     def _trainable(self):
-        return [name for name in _PARAM_NAMES if name != "hidden_bias" or self.hidden_bias]
+        fixed = {"hidden_bias"} if not self.hidden_bias else set()
+        if self.first_layer == "orthogonal":
+            fixed.add("filters")  # learned before the experts, then kept
+        return [name for name in _PARAM_NAMES if name not in fixed]
+
+    def _fit_whitening(self, X):
+        """The PCA whitening for ``n_components`` (None without it)."""
+        if self.n_components is None:
+            return None
+        n, D = X.shape
+        if self.n_components > D:
+            raise ValueError(
+                f"n_components={self.n_components} exceeds the {D} features; choose at most {D}."
+            )
+        return PCAWhitening.fit(X, self.n_components)
+
+    def _set_whitening(self, whitening):
+        for name in ("whitening_mean_", "whitening_axes_", "whitening_variances_"):
+            vars(self).pop(name, None)
+        if whitening is not None:
+            self.whitening_mean_ = whitening.mean
+            self.whitening_axes_ = whitening.axes
+            self.whitening_variances_ = whitening.variances
+
+    def _whitening(self):
+        """The fitted whitening (None when the model saw the features as given)."""
+        if not hasattr(self, "whitening_axes_"):
+            return None
+        return PCAWhitening(
+            self.whitening_mean_,
+            self.whitening_axes_,
+            self.whitening_variances_,
+            self.filters_.shape[1],
+        )
 
     def _warm(self, D):
         """Whether this fit continues from the previous one's parameters."""
@@ -332,17 +467,28 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             and self.expert_weights_.shape == (self.n_experts, self.n_hidden)
         )
 
-    def _initial_parameters(self, D, rng):
+    def _initial_parameters(self, X, rng):
         """The previous fit's parameters (``warm_start``, same shapes) or a
-        random start, by name."""
+        start, by name: random, or orthogonal filters learned on ``X``."""
+        D = X.shape[1]
         if self._warm(D):
             return {name: getattr(self, name + "_") for name in _PARAM_NAMES}
+        if self.first_layer == "orthogonal":
+            if self.n_hidden > D:
+                raise ValueError(
+                    f"first_layer='orthogonal' needs n_hidden={self.n_hidden} orthonormal "
+                    f"filters in {D} dimensions; set n_hidden to at most {D}."
+                )
+            filters = orthogonal_score_matching_ica(X, self.n_hidden, rng=rng).filters
+        else:
+            filters = rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D))
+        weights = rng.normal(
+            scale=1.0 / np.sqrt(self.n_hidden), size=(self.n_experts, self.n_hidden)
+        )
         return {
-            "filters": rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D)),
+            "filters": filters,
             "hidden_bias": np.zeros(self.n_hidden),
-            "expert_weights": rng.normal(
-                scale=1.0 / np.sqrt(self.n_hidden), size=(self.n_experts, self.n_hidden)
-            ),
+            "expert_weights": np.abs(weights) if self.nonnegative_weights else weights,
             "expert_bias": np.zeros(self.n_experts),
             "visible_bias": np.zeros(D),
         }
@@ -360,7 +506,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         order = rng.permutation(n)
         X_val, X_train = X[order[:n_val]], X[order[n_val:]]
         return self._training(
-            self._initial_parameters(X.shape[1], rng),
+            self._initial_parameters(X_train, rng),
             X_train,
             X_val,
             rng.standard_normal(X_val.shape) if self.objective != "sm" else X_val[:, :0],
@@ -381,12 +527,16 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             noise_scale=self.noise_scale,
             learning_rate=self.learning_rate,
             dtype=self.dtype,
+            nonlinearity=self.nonlinearity,
+            nonnegative=["expert_weights"] if self.nonnegative_weights else [],
             optimizer_state=optimizer_state,
             devices=self.devices,
         )
 
     def _annealed_log_partition(self, values, rng):
-        params = EnergyParams(*(values[name] for name in _PARAM_NAMES), self.sigma)
+        params = EnergyParams(
+            *(values[name] for name in _PARAM_NAMES), self.sigma, self.nonlinearity
+        )
         return annealed_importance_sampling(
             params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
         )
@@ -394,6 +544,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     def _set_parameters(self, values, training):
         for name in _PARAM_NAMES:
             setattr(self, name + "_", values[name])
+        whitening = self._whitening()
+        self.input_filters_ = (
+            self.filters_
+            if whitening is None
+            else (self.filters_ / np.sqrt(whitening.variances[: whitening.n_components]))
+            @ whitening.axes[:, : whitening.n_components].T
+        )
         self.optimizer_state_ = training.optimizer_state()
 
     def _fit_stochastic(self, training, rng):
@@ -457,6 +614,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             self.expert_bias_,
             self.visible_bias_,
             self.sigma,
+            self.nonlinearity,
         )
 
     # -- inference (float64 numpy) ------------------------------------------
@@ -472,7 +630,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
         """
         X = validate_fitted(self, X)  # before the parameters: NotFittedError first
-        return self._params().log_unnormalized(X) - self.log_partition_
+        whitening = self._whitening()
+        if whitening is None:
+            return self._params().log_unnormalized(X) - self.log_partition_
+        energy = self._params().log_unnormalized(whitening.whiten(X)) - self.log_partition_
+        return energy + whitening.log_density_rest(X)
 
     def score_matching_loss(self, X):
         """Hyvärinen score of ``X`` (lower is better); needs no normaliser.
@@ -484,9 +646,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         Returns
         -------
         loss : float
-            Mean of ``|grad log p(x)|^2 / 2 + Laplacian log p(x)``.
+            Mean of ``|grad log p(x)|^2 / 2 + Laplacian log p(x)``, of the
+            energy in whitened coordinates when ``n_components`` is set (the
+            objective training minimises).
         """
         X = validate_fitted(self, X)
+        whitening = self._whitening()
+        X = X if whitening is None else whitening.whiten(X)
         return float(np.mean(self._params().score_matching_loss(X)))
 
     def log_partition_interval(self, n_chains=None, n_temperatures=None, random_state=None):
@@ -532,7 +698,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             params, n_chains=n_chains, n_temperatures=n_temperatures, rng=rng
         )
         upper = reverse_annealed_importance_sampling(
-            params, self.sample(n_chains, random_state=rng), n_temperatures=n_temperatures, rng=rng
+            params, self._langevin(n_chains, rng)[0], n_temperatures=n_temperatures, rng=rng
         )
         interval = LogPartitionInterval(lower, upper)
         if interval.width < -3 * (lower.std + upper.std):
@@ -592,16 +758,25 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         ):
             raise ValueError(f"step_size must be a positive number or None, got {step_size!r}.")
         rng = check_random_state(random_state)
+        X, rate = self._langevin(n_samples, rng, method, n_steps, burn_in, step_size)
+        whitening = self._whitening()
+        if whitening is not None:
+            X = whitening.unwhiten(X, rng)
+        return (X, rate) if return_acceptance else X
+
+    def _langevin(self, n_samples, rng, method="mala", n_steps=1000, burn_in=500, step_size=None):
+        """Langevin chains of the energy (in whitened coordinates when
+        ``n_components`` is set) from the base Gaussian; their final states
+        and acceptance rate."""
         params = self._params()
-        X0 = params.sample_base(n_samples, rng)
         adjust = method == "mala"
         X, rate, _ = mala(
             params,
-            X0,
+            params.sample_base(n_samples, rng),
             n_steps=burn_in + n_steps,
             rng=rng,
             step_size=step_size,
             adapt_steps=burn_in if adjust else 0,
             adjust=adjust,
         )
-        return (X, rate) if return_acceptance else X
+        return X, rate

@@ -4,10 +4,12 @@ Laplacian, MALA sampling and annealed importance sampling.
 .. math::
    \log\tilde p(x) = -\frac{\lVert x\rVert^2}{2\sigma^2} + b^\top x
        + \sum_k \operatorname{softplus}(w_k^\top g(x) + c_k),
-   \qquad g(x) = \operatorname{sigmoid}(Vx + a).
+   \qquad g(x) = f(Vx + a),
 
-With :math:`h = Vx + a`, :math:`g' = g(1-g)`, :math:`g'' = g'(1-2g)`,
-:math:`s = \operatorname{sigmoid}(Wg + c)` and :math:`u = W^\top s`:
+with :math:`f` the sigmoid (the report's model) or :math:`-\log\cosh`
+(sparse, peaked features). With :math:`h = Vx + a`, :math:`g' = f'(h)`,
+:math:`g'' = f''(h)`, :math:`s = \operatorname{sigmoid}(Wg + c)` and
+:math:`u = W^\top s`:
 
 .. math::
    \nabla\log\tilde p = -x/\sigma^2 + b + V^\top(u\odot g'), \qquad
@@ -73,23 +75,34 @@ def _softplus(t):
     return np.logaddexp(0.0, t)
 
 
+def activation(h, nonlinearity):
+    """``f(h)``, ``f'(h)`` and ``f''(h)`` of the first layer's nonlinearity."""
+    if nonlinearity == "sigmoid":
+        g = expit(h)
+        gp = g * (1 - g)
+        return g, gp, gp * (1 - 2 * g)
+    t = np.tanh(h)  # -log cosh: -log(e^h + e^-h) + log 2, without overflow
+    return np.log(2.0) - np.logaddexp(h, -h), -t, t * t - 1
+
+
 class EnergyParams:
     """Parameters of the energy model with its float64 formulas."""
 
-    def __init__(self, V, a, W, c, b, sigma):
+    def __init__(self, V, a, W, c, b, sigma, nonlinearity="sigmoid"):
         self.V, self.a, self.W, self.c, self.b = (
             np.asarray(p, dtype=np.float64) for p in (V, a, W, c, b)
         )
         self.sigma = float(sigma)
+        self.nonlinearity = nonlinearity
 
     @property
     def n_features(self):
         return self.V.shape[1]
 
     def _hidden(self, X):
-        g = expit(X @ self.V.T + self.a)
-        t = g @ self.W.T + self.c
-        return g, t
+        """``g``, ``g'``, ``g''`` of the first layer and the experts' inputs ``t``."""
+        g, gp, gpp = activation(X @ self.V.T + self.a, self.nonlinearity)
+        return g, gp, gpp, g @ self.W.T + self.c
 
     def base_log_density(self, X):
         """The Gaussian part: ``-|x|^2 / (2 sigma^2) + b'x``."""
@@ -97,22 +110,20 @@ class EnergyParams:
 
     def expert_term(self, X):
         """``sum_k softplus(w_k' g(x) + c_k)``."""
-        return _softplus(self._hidden(X)[1]).sum(axis=1)
+        return _softplus(self._hidden(X)[3]).sum(axis=1)
 
     def log_unnormalized(self, X):
         return self.base_log_density(X) + self.expert_term(X)
 
     def score(self, X, expert_weight=1.0):
         """Gradient of ``base + expert_weight * experts`` with respect to x."""
-        g, t = self._hidden(X)
+        _, gp, _, t = self._hidden(X)
         u = expit(t) @ self.W
-        return -X / self.sigma**2 + self.b + expert_weight * ((u * g * (1 - g)) @ self.V)
+        return -X / self.sigma**2 + self.b + expert_weight * ((u * gp) @ self.V)
 
     def laplacian(self, X):
-        g, t = self._hidden(X)
+        _, gp, gpp, t = self._hidden(X)
         s = expit(t)
-        gp = g * (1 - g)
-        gpp = gp * (1 - 2 * g)
         u = s @ self.W
         norms = np.einsum("hd,hd->h", self.V, self.V)
         gram = self.V @ self.V.T
@@ -133,9 +144,15 @@ class EnergyParams:
         return 0.5 * D * np.log(2 * np.pi * s2) + 0.5 * s2 * self.b @ self.b
 
     def log_partition_bounds(self):
-        """The expert term is bounded since ``0 < g < 1``: so is ``log Z``."""
-        low = _softplus(self.c + np.minimum(self.W, 0).sum(axis=1)).sum()
-        high = _softplus(self.c + np.maximum(self.W, 0).sum(axis=1)).sum()
+        """Bounds of ``log Z`` from those of the expert term: ``0 < g < 1``
+        for the sigmoid, ``g <= 0`` for ``-log cosh`` (whose experts are
+        bounded above only with non-negative weights)."""
+        if self.nonlinearity == "sigmoid":
+            low = _softplus(self.c + np.minimum(self.W, 0).sum(axis=1)).sum()
+            high = _softplus(self.c + np.maximum(self.W, 0).sum(axis=1)).sum()
+        else:
+            low = 0.0
+            high = _softplus(self.c).sum() if np.all(self.W >= 0) else np.inf
         z0 = self.base_log_partition()
         return z0 + low, z0 + high
 

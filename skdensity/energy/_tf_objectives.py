@@ -76,16 +76,24 @@ def _quiet_retracing():
         logger.setLevel(level)
 
 
-def score_and_laplacian(tf, X, V, a, W, c, b, sigma, laplacian=True):
+def activation(tf, h, nonlinearity):
+    """``f(h)``, ``f'(h)``, ``f''(h)`` of the first layer's nonlinearity."""
+    if nonlinearity == "sigmoid":
+        g = tf.sigmoid(h)
+        gp = g * (1 - g)
+        return g, gp, gp * (1 - 2 * g)
+    t = tf.tanh(h)  # -log cosh h = h - softplus(2h) + log 2, without overflow
+    return h - tf.math.softplus(2 * h) + np.log(2.0), -t, t * t - 1
+
+
+def score_and_laplacian(tf, X, V, a, W, c, b, sigma, laplacian=True, nonlinearity="sigmoid"):
     """Analytic score (and Laplacian) of the energy model, batched."""
-    g = tf.sigmoid(tf.matmul(X, V, transpose_b=True) + a)
+    g, gp, gpp = activation(tf, tf.matmul(X, V, transpose_b=True) + a, nonlinearity)
     s = tf.sigmoid(tf.matmul(g, W, transpose_b=True) + c)
-    gp = g * (1 - g)
     u = tf.matmul(s, W)
     psi = -X / sigma**2 + b + tf.matmul(u * gp, V)
     if not laplacian:
         return psi, None
-    gpp = gp * (1 - 2 * g)
     norms = tf.reduce_sum(V * V, axis=1)
     gram = tf.matmul(V, V, transpose_b=True)
     # quad[n, k] = sum_hh' W[k,h] W[k,h'] * gp[n,h] gp[n,h'] gram[h,h']: one
@@ -101,26 +109,30 @@ def score_and_laplacian(tf, X, V, a, W, c, b, sigma, laplacian=True):
     return psi, lap
 
 
-def sm_loss(tf, X, params, sigma):
+def sm_loss(tf, X, params, sigma, nonlinearity="sigmoid"):
     """Exact score matching: mean of ``|score|^2 / 2 + Laplacian``."""
-    psi, lap = score_and_laplacian(tf, X, *params, sigma)
+    psi, lap = score_and_laplacian(tf, X, *params, sigma, nonlinearity=nonlinearity)
     return tf.reduce_mean(0.5 * tf.reduce_sum(psi * psi, axis=1) + lap)
 
 
-def dsm_loss(tf, X, params, sigma, noise, noise_scale):
+def dsm_loss(tf, X, params, sigma, noise, noise_scale, nonlinearity="sigmoid"):
     """Denoising score matching (Vincent 2011): the score at ``x + n e``
     regressed onto ``-e / n``."""
-    psi, _ = score_and_laplacian(tf, X + noise_scale * noise, *params, sigma, laplacian=False)
+    psi, _ = score_and_laplacian(
+        tf, X + noise_scale * noise, *params, sigma, laplacian=False, nonlinearity=nonlinearity
+    )
     r = psi + noise / noise_scale
     return tf.reduce_mean(0.5 * tf.reduce_sum(r * r, axis=1))
 
 
-def ssm_loss(tf, X, params, sigma, v):
+def ssm_loss(tf, X, params, sigma, v, nonlinearity="sigmoid"):
     """Sliced score matching, variance-reduced (Song et al. 2019):
     ``|score|^2 / 2 + v' (d score / dx) v`` with Gaussian projections ``v``."""
     with tf.GradientTape() as tape:
         tape.watch(X)
-        psi, _ = score_and_laplacian(tf, X, *params, sigma, laplacian=False)
+        psi, _ = score_and_laplacian(
+            tf, X, *params, sigma, laplacian=False, nonlinearity=nonlinearity
+        )
         proj = tf.reduce_sum(v * psi)
     jv = tape.gradient(proj, X)
     return tf.reduce_mean(0.5 * tf.reduce_sum(psi * psi, axis=1) + tf.reduce_sum(v * jv, axis=1))
@@ -168,6 +180,10 @@ class ScoreMatchingTraining:
     objective : {"sm", "dsm", "ssm"}
     sigma, noise_scale, learning_rate : float
     dtype : {"float32", "float64"}
+    nonlinearity : {"sigmoid", "logcosh"}, default="sigmoid"
+        The first layer's nonlinearity.
+    nonnegative : list of str, default=()
+        Parameters clipped at zero after every step (projected gradient).
     optimizer_state : dict of str to ndarray, default=None
         Adam's step count and moments from :meth:`optimizer_state` of an
         earlier training of the same parameters (``partial_fit``); None
@@ -190,6 +206,8 @@ class ScoreMatchingTraining:
         noise_scale,
         learning_rate,
         dtype,
+        nonlinearity="sigmoid",
+        nonnegative=(),
         optimizer_state=None,
         devices=None,
     ):
@@ -209,11 +227,20 @@ class ScoreMatchingTraining:
             self.ordered = [self.variables[name] for name in PARAMETER_ORDER]
             self.trainable = [self.variables[name] for name in trainable]
             self.trainable_names = list(trainable)
+            # parameters not trained are returned exactly as given, not
+            # rounded through a float32 variable
+            self.fixed = {
+                name: np.asarray(initial[name], dtype=np.float64)
+                for name in PARAMETER_ORDER
+                if name not in trainable
+            }
             # Adam's moments now, beside their parameters, not inside a graph
             self.optimizer.build(self.trainable)
             if optimizer_state is not None:
                 self._restore_optimizer(optimizer_state)
         self.objective, self.needs_noise = objective, objective != "sm"
+        self.nonlinearity = nonlinearity
+        self.nonnegative = [self.variables[name] for name in nonnegative]
         self.sigma = tf.constant(sigma, self.dt)
         self.noise_scale = tf.constant(noise_scale, self.dt)
         self.X_train, self.X_val = X_train, X_val
@@ -225,11 +252,12 @@ class ScoreMatchingTraining:
 
     def loss(self, batch, noise):
         tf = self.tf
+        f = self.nonlinearity
         if self.objective == "sm":
-            return sm_loss(tf, batch, self.ordered, self.sigma)
+            return sm_loss(tf, batch, self.ordered, self.sigma, f)
         if self.objective == "dsm":
-            return dsm_loss(tf, batch, self.ordered, self.sigma, noise, self.noise_scale)
-        return ssm_loss(tf, batch, self.ordered, self.sigma, noise)
+            return dsm_loss(tf, batch, self.ordered, self.sigma, noise, self.noise_scale, f)
+        return ssm_loss(tf, batch, self.ordered, self.sigma, noise, f)
 
     def _build_epoch(self):
         """One graph per epoch: the minibatch loop runs inside TensorFlow, so
@@ -241,7 +269,12 @@ class ScoreMatchingTraining:
                 loss = self.loss(batch, noise)
             gradients = tape.gradient(loss, self.trainable)
             self.optimizer.apply_gradients(zip(gradients, self.trainable))
+            project()
             return loss
+
+        def project():
+            for variable in self.nonnegative:
+                variable.assign(tf.maximum(variable, 0))
 
         def replica_step(batch, noise):
             # This device's share of the minibatch (rows r, r + R, ...), its
@@ -259,6 +292,7 @@ class ScoreMatchingTraining:
 
         def distributed_step(batch, noise):
             losses = self.strategy.run(replica_step, args=(batch, noise))
+            self.strategy.run(project)  # mirrored variables: each replica clips its copy
             return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
         step = distributed_step if self.strategy else train_step
@@ -343,4 +377,5 @@ class ScoreMatchingTraining:
             values = self.best
         else:
             values = {name: v.numpy() for name, v in self.variables.items()}
-        return {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
+        final = {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
+        return {**final, **self.fixed}
