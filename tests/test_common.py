@@ -48,6 +48,19 @@ ALL_ESTIMATORS = [
         n_ais_temperatures=20,
         random_state=0,
     ),
+    DeepEnergyModel(  # the recipe for natural images
+        n_hidden=1,
+        n_experts=2,
+        first_layer="orthogonal",
+        nonlinearity="logcosh",
+        nonnegative_weights=True,
+        n_components=1,
+        max_epochs=2,
+        batch_size=20,
+        n_ais_chains=20,
+        n_ais_temperatures=20,
+        random_state=0,
+    ),
 ]
 
 

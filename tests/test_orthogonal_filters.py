@@ -70,10 +70,13 @@ def test_n_components_errors_and_partial_fit():
     X = np.random.default_rng(1).normal(size=(200, 5))
     with pytest.raises(ValueError, match="n_components=6 exceeds the 5 features"):
         DeepEnergyModel(n_components=6, **FAST).fit(X)
+    # the first partial_fit call's batch fixes the components; later ones keep them
+    streamed = DeepEnergyModel(n_components=3, n_hidden=3, n_experts=2, **FAST)
+    streamed.partial_fit(X[:100])
+    axes = streamed.whitening_axes_.copy()
+    streamed.partial_fit(X[100:])
+    np.testing.assert_array_equal(axes, streamed.whitening_axes_)
     dem = DeepEnergyModel(n_components=3, n_hidden=3, n_experts=2, **FAST)
-    with pytest.raises(ValueError, match="partial_fit cannot start a model with n_components"):
-        dem.partial_fit(X)
-    assert not hasattr(dem, "filters_")
     dem.fit(X)
     before = dem.expert_weights_.copy()
     dem.partial_fit(X[:50])  # continues in the fitted components

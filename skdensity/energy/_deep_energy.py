@@ -84,10 +84,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     .. math::
        \log\tilde p(x) = -\frac{\lVert x\rVert^2}{2\sigma^2} + b^\top x
            + \sum_{k=1}^{K} \operatorname{softplus}(w_k^\top g(x) + c_k),
-       \quad g(x) = \operatorname{sigmoid}(Vx + a),
+       \quad g(x) = f(Vx + a),
 
     with ``n_hidden`` first-layer filters :math:`V` and ``n_experts``
-    experts :math:`W`. Training minimises exact score matching with the
+    experts :math:`W`, where :math:`f` is the sigmoid (the report's model) or
+    ``-log cosh`` (``nonlinearity``). Training minimises exact score matching with the
     analytic Laplacian (``objective="sm"``; no loop over input dimensions,
     no Hessian by automatic differentiation), denoising score matching
     (``"dsm"``) or sliced score matching (``"ssm"``) with Adam in TensorFlow,
@@ -344,7 +345,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         or under dask-ml's ``Incremental``, train the model as epochs would.
         No early stopping (there is no held-out set); each call re-estimates
         the normaliser, which costs ``n_ais_chains * n_ais_temperatures``
-        model evaluations.
+        model evaluations. With ``n_components``, the first call's batch
+        fixes the principal components: make it large and representative,
+        or call ``fit`` first.
 
         Parameters
         ----------
@@ -359,15 +362,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, reset=first, ensure_min_samples=1)
             self._check_range(X)
-            if self.n_components is not None:
-                if first:
-                    raise ValueError(
-                        "partial_fit cannot start a model with n_components: the principal "
-                        "components need all the data. Call fit first (partial_fit then "
-                        "continues in its components), or whiten the data beforehand and "
-                        "set n_components=None."
-                    )
-                X = self._whitening().whiten(X)
+            # the first call's batch fixes the principal components (fit
+            # estimates them on all the data); later calls keep them
+            whitening = self._fit_whitening(X) if first else self._whitening()
+            if whitening is not None:
+                X = whitening.whiten(X)
             # a copy: a call that fails leaves the stream of draws as it was
             rng = copy.deepcopy(getattr(self, "_partial_rng", None)) or check_random_state(
                 self.random_state
@@ -390,6 +389,8 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                 )
             values = training.final_parameters()
             log_partition = self._annealed_log_partition(values, rng)
+        if first:
+            self._set_whitening(whitening)
         self._set_parameters(values, training)
         self._partial_rng = rng
         self.n_iter_ = n_calls
