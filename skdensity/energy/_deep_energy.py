@@ -14,6 +14,7 @@ from ..exceptions import UnreliableNormalizerWarning
 from ..utils._compat import Interval, StrOptions, _fit_context
 from ..utils._mixins import MeanLogLikelihoodMixin
 from ..utils._validation import check_n_samples, restore_on_failure, validate_fitted
+from ._exact import MAX_EXACT_EXPERTS, ExactNormalizer, has_orthonormal_filters
 from ._inference import (
     EnergyParams,
     LogPartitionInterval,
@@ -159,6 +160,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         Required improvement of the held-out objective.
     dtype : {"float32", "float64"}, default="float32"
         Precision of training.
+    normalizer : {"auto", "exact", "ais"}, default="auto"
+        How ``log Z`` is computed. "exact": by summing the experts out
+        (binary units) over their ``2^n_experts`` subsets, each term a
+        product of one-dimensional integrals, which needs orthonormal
+        filters (``first_layer="orthogonal"``) and at most 20 experts; it
+        also gives exact samples. "ais": annealed importance sampling from
+        the base Gaussian. "auto": exact when the model allows it.
     n_ais_chains : int, default=100
         Chains of annealed importance sampling.
     n_ais_temperatures : int, default=500
@@ -196,15 +204,18 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     expert_bias_ : ndarray of shape (n_experts,)
     visible_bias_ : ndarray of shape (n_features,)
     log_partition_ : float
-        AIS estimate of ``log Z``.
+        ``log Z``: exact, or AIS's estimate (``normalizer_``).
     log_partition_std_ : float
-        Its standard error.
+        Its standard error (AIS), or its quadrature error (exact).
+    normalizer_ : {"exact", "ais"}
+        How ``log_partition_`` was computed.
     ais_effective_sample_size_ : float
         Effective number of AIS chains, ``(sum w)^2 / sum w^2`` of the
         importance weights: near 1 means one chain dominates and
         ``log_partition_`` is unreliable (more temperatures or chains help);
         below a tenth of the chains, fitting warns
-        (:class:`~skdensity.exceptions.UnreliableNormalizerWarning`).
+        (:class:`~skdensity.exceptions.UnreliableNormalizerWarning`). NaN
+        when ``log Z`` is exact (no AIS runs).
     loss_curve_ : ndarray
         Mean training objective per epoch (per ``partial_fit`` call, appended).
     validation_scores_ : ndarray
@@ -246,6 +257,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "dtype": [StrOptions({"float32", "float64"})],
+        "normalizer": [StrOptions({"auto", "exact", "ais"})],
         "n_ais_chains": [Interval(Integral, 2, None, closed="left")],
         "n_ais_temperatures": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -274,6 +286,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         n_iter_no_change=5,
         tol=1e-4,
         dtype="float32",
+        normalizer="auto",
         n_ais_chains=100,
         n_ais_temperatures=500,
         warm_start=False,
@@ -298,6 +311,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.dtype = dtype
+        self.normalizer = normalizer
         self.n_ais_chains = n_ais_chains
         self.n_ais_temperatures = n_ais_temperatures
         self.warm_start = warm_start
@@ -321,12 +335,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
             self._check_range(X)
+            self._check_normalizer()
             rng = check_random_state(self.random_state)
             whitening = self._fit_whitening(X)
             training = self._initialize(X if whitening is None else whitening.whiten(X), rng)
             n_epochs = self._fit_stochastic(training, rng)
             values = training.final_parameters()
-            log_partition = self._annealed_log_partition(values, rng)
+            log_partition = self._log_partition(values, rng)
         self._set_whitening(whitening)
         self._set_parameters(values, training)
         self._partial_rng = rng  # partial_fit continues the fit's stream of draws
@@ -362,6 +377,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, reset=first, ensure_min_samples=1)
             self._check_range(X)
+            self._check_normalizer()
             # the first call's batch fixes the principal components (fit
             # estimates them on all the data); later calls keep them
             whitening = self._fit_whitening(X) if first else self._whitening()
@@ -388,7 +404,7 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                     "objective='dsm'."
                 )
             values = training.final_parameters()
-            log_partition = self._annealed_log_partition(values, rng)
+            log_partition = self._log_partition(values, rng)
         if first:
             self._set_whitening(whitening)
         self._set_parameters(values, training)
@@ -400,10 +416,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         return self
 
     def _set_normalizer(self, log_partition):
-        """Keep AIS's estimate; warn when few chains carry its weight."""
+        """Keep ``log Z``; warn when few of AIS's chains carry its weight."""
         self.log_partition_ = log_partition.value
         self.log_partition_std_ = log_partition.std
         self.ais_effective_sample_size_ = log_partition.effective_sample_size
+        self.normalizer_ = "ais" if np.isfinite(log_partition.effective_sample_size) else "exact"
         if log_partition.effective_sample_size < _MIN_AIS_SHARE * self.n_ais_chains:
             warnings.warn(
                 f"AIS's estimate of log Z rests on few chains (effective sample size "
@@ -534,10 +551,33 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
             devices=self.devices,
         )
 
-    def _annealed_log_partition(self, values, rng):
+    def _check_normalizer(self):
+        """``normalizer="exact"`` on a model that cannot have it: said before training."""
+        if self.normalizer == "exact" and (
+            self.first_layer != "orthogonal" or self.n_experts > MAX_EXACT_EXPERTS
+        ):
+            raise ValueError(
+                "normalizer='exact' needs first_layer='orthogonal' (orthonormal filters) and "
+                f"at most {MAX_EXACT_EXPERTS} experts; got first_layer={self.first_layer!r}, "
+                f"n_experts={self.n_experts}. Use normalizer='auto' or 'ais'."
+            )
+
+    def _exact(self, params):
+        """Whether ``log Z`` of ``params`` is computed exactly."""
+        return (
+            self.normalizer != "ais"
+            and len(params.W) <= MAX_EXACT_EXPERTS
+            and has_orthonormal_filters(params)
+        )
+
+    def _log_partition(self, values, rng):
+        """``log Z`` of the trained ``values``: exact where the model allows
+        it (and ``normalizer`` does), else by AIS."""
         params = EnergyParams(
             *(values[name] for name in _PARAM_NAMES), self.sigma, self.nonlinearity
         )
+        if self._exact(params):
+            return ExactNormalizer(params).log_partition()
         return annealed_importance_sampling(
             params, n_chains=self.n_ais_chains, n_temperatures=self.n_ais_temperatures, rng=rng
         )
@@ -663,12 +703,14 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         underestimates ``log Z`` in expectation; reverse AIS, from model
         samples back to the base (Grosse, Ghahramani & Adams 2015),
         overestimates it. Their gap bounds the normaliser's error, where a
-        standard error alone cannot (AIS's weights are heavy-tailed). The
-        model samples come from :meth:`sample` (Langevin chains), so the
-        upper side is as good as those chains are mixed: when it falls
-        below the lower side beyond their standard errors, the bracket has
-        failed and a :class:`~skdensity.exceptions.UnreliableNormalizerWarning`
-        says so.
+        standard error alone cannot (AIS's weights are heavy-tailed). Where
+        ``log Z`` is exact (``normalizer_ == "exact"``) the reverse side starts
+        from exact samples, so the bracket holds in expectation on both sides
+        (bidirectional Monte Carlo) and checks AIS against the exact value.
+        Otherwise the model samples are Langevin chains, and the upper side is
+        as good as those chains are mixed: when it falls below the lower side
+        beyond their standard errors, the bracket has failed and a
+        :class:`~skdensity.exceptions.UnreliableNormalizerWarning` says so.
 
         Parameters
         ----------
@@ -698,8 +740,13 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         lower = annealed_importance_sampling(
             params, n_chains=n_chains, n_temperatures=n_temperatures, rng=rng
         )
+        model_samples = (
+            ExactNormalizer(params).sample(n_chains, rng)
+            if self.normalizer_ == "exact"
+            else self._langevin(n_chains, rng)[0]
+        )
         upper = reverse_annealed_importance_sampling(
-            params, self._langevin(n_chains, rng)[0], n_temperatures=n_temperatures, rng=rng
+            params, model_samples, n_temperatures=n_temperatures, rng=rng
         )
         interval = LogPartitionInterval(lower, upper)
         if interval.width < -3 * (lower.std + upper.std):
@@ -717,21 +764,26 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         self,
         n_samples=1,
         random_state=None,
-        method="mala",
+        method="auto",
         n_steps=1000,
         burn_in=500,
         step_size=None,
         return_acceptance=False,
     ):
-        """Draw samples by Langevin dynamics from the base Gaussian.
+        """Draw samples: exact ones where ``log Z`` is exact, else by
+        Langevin dynamics from the base Gaussian.
 
         Parameters
         ----------
         n_samples : int, default=1
-            Number of independent chains (one sample each).
+            Number of independent samples (chains for Langevin).
         random_state : int, RandomState instance or None, default=None
-        method : {"mala", "ula"}, default="mala"
-            Metropolis-adjusted or unadjusted Langevin.
+        method : {"auto", "exact", "mala", "ula"}, default="auto"
+            "exact": a subset of experts by its weight, then each filter's
+            response from its one-dimensional conditional (needs
+            ``normalizer_ == "exact"``; the acceptance rate is then 1).
+            "mala" / "ula": Metropolis-adjusted or unadjusted Langevin.
+            "auto": "exact" when available, else "mala".
         n_steps : int, default=1000
             Steps after burn-in.
         burn_in : int, default=500
@@ -749,8 +801,14 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         n_samples = check_n_samples(n_samples)
-        if method not in ("mala", "ula"):
-            raise ValueError(f"method must be 'mala' or 'ula', got {method!r}.")
+        if method not in ("auto", "exact", "mala", "ula"):
+            raise ValueError(f"method must be 'auto', 'exact', 'mala' or 'ula', got {method!r}.")
+        exact = self.normalizer_ == "exact"
+        if method == "exact" and not exact:
+            raise ValueError(
+                "method='exact' needs a model whose log Z is exact (normalizer_='exact': "
+                "orthonormal filters, at most 20 experts); use 'mala'."
+            )
         for name, value, least in (("n_steps", n_steps, 1), ("burn_in", burn_in, 0)):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}.")
@@ -759,7 +817,11 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
         ):
             raise ValueError(f"step_size must be a positive number or None, got {step_size!r}.")
         rng = check_random_state(random_state)
-        X, rate = self._langevin(n_samples, rng, method, n_steps, burn_in, step_size)
+        if method == "exact" or (method == "auto" and exact):
+            X, rate = ExactNormalizer(self._params()).sample(n_samples, rng), 1.0
+        else:
+            method = "mala" if method == "auto" else method
+            X, rate = self._langevin(n_samples, rng, method, n_steps, burn_in, step_size)
         whitening = self._whitening()
         if whitening is not None:
             X = whitening.unwhiten(X, rng)
