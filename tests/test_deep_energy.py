@@ -552,7 +552,7 @@ def test_a_bracket_that_inverts_warns(monkeypatch):
         (p.V, p.a, p.W, p.c, p.b),
     ):
         setattr(dem, name, value)
-    dem.n_features_in_, dem.log_partition_ = 6, 0.0
+    dem.n_features_in_, dem.log_partition_, dem.normalizer_ = 6, 0.0, "ais"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnreliableNormalizerWarning)
         good = dem.log_partition_interval(n_chains=200, n_temperatures=20, random_state=0)

@@ -93,7 +93,9 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
     analytic Laplacian (``objective="sm"``; no loop over input dimensions,
     no Hessian by automatic differentiation), denoising score matching
     (``"dsm"``) or sliced score matching (``"ssm"``) with Adam in TensorFlow,
-    imported only here. After training, ``log_partition_`` is estimated by
+    imported only here. After training, ``log_partition_`` is computed
+    exactly when the filters are orthonormal and there are at most 20
+    experts (the experts summed out as binary units), else estimated by
     annealed importance sampling from the base Gaussian
     :math:`N(\sigma^2 b, \sigma^2 I)`, so ``score_samples`` is a normalised
     log-density comparable with the Gaussian models'.
