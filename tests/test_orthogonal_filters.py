@@ -224,3 +224,17 @@ def test_the_recipe_beats_the_gaussian_on_held_out_pixels_with_a_certified_norma
     lower, upper = interval.lower, interval.upper
     assert lower.value - 3 * lower.std < recipe.log_partition_ < upper.value + 3 * upper.std
     assert lower.std < 0.1
+
+
+def test_an_orthogonal_first_layer_that_did_not_settle_warns(monkeypatch):
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skdensity.energy import _deep_energy
+
+    def budget_ran_out(Z, n_filters, rng):
+        return orthogonal_score_matching_ica(Z, n_filters, max_iter=1, rng=rng)
+
+    monkeypatch.setattr(_deep_energy, "orthogonal_score_matching_ica", budget_ran_out)
+    Z, _ = laplace_mixture(n=300, d=3)
+    with pytest.warns(ConvergenceWarning, match="stopped after 1 descent steps"):
+        DeepEnergyModel(n_hidden=3, n_experts=2, first_layer="orthogonal", **FAST).fit(Z)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -46,7 +47,9 @@ class PCAWhitening(NamedTuple):
     @classmethod
     def fit(cls, X, n_components):
         mean = X.mean(axis=0)
-        variances, axes = np.linalg.eigh(np.cov(X, rowvar=False, bias=True).reshape(X.shape[1], -1))
+        # reshaped: np.cov of a single feature is a scalar
+        covariance = np.cov(X, rowvar=False, bias=True).reshape(X.shape[1], -1)
+        variances, axes = np.linalg.eigh(covariance)
         variances, axes = variances[::-1], axes[:, ::-1]
         # a floor: constant directions get a finite (very narrow) Gaussian
         floor = max(variances[0], np.finfo(np.float64).tiny) * 1e-12
@@ -499,7 +502,16 @@ class DeepEnergyModel(MeanLogLikelihoodMixin, DensityMixin, BaseEstimator):
                     f"first_layer='orthogonal' needs n_hidden={self.n_hidden} orthonormal "
                     f"filters in {D} dimensions; set n_hidden to at most {D}."
                 )
-            filters = orthogonal_score_matching_ica(X, self.n_hidden, rng=rng).filters
+            result = orthogonal_score_matching_ica(X, self.n_hidden, rng=rng)
+            if not result.converged:
+                warnings.warn(
+                    f"The orthogonal first layer stopped after {result.n_iter} descent steps "
+                    "while its objective was still falling; its filters may be less localized "
+                    "than at convergence.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+            filters = result.filters
         else:
             filters = rng.normal(scale=1.0 / np.sqrt(D), size=(self.n_hidden, D))
         weights = rng.normal(
