@@ -14,6 +14,8 @@ from skdensity.energy._inference import EnergyParams, annealed_importance_sampli
 from skdensity.energy._orthogonal import orthogonal_score_matching_ica
 from skdensity.metrics import localization_index, orientation_index
 
+# The recipe's three switches; sizes and training length vary by test.
+RECIPE = dict(first_layer="orthogonal", nonlinearity="logcosh", nonnegative_weights=True)
 FAST = dict(max_epochs=2, batch_size=50, n_ais_chains=20, n_ais_temperatures=20, random_state=0)
 
 
@@ -91,9 +93,7 @@ def test_orthogonal_first_layer_is_learned_first_then_kept():
     dem = DeepEnergyModel(
         n_hidden=4,
         n_experts=3,
-        first_layer="orthogonal",
-        nonlinearity="logcosh",
-        nonnegative_weights=True,
+        **RECIPE,
         learning_rate=0.05,  # large steps would push weights below zero
         **FAST,
     ).fit(Z)
@@ -112,9 +112,7 @@ def test_the_recipe_learns_localized_oriented_filters_on_natural_patches():
         n_components=36,
         n_hidden=36,
         n_experts=8,
-        first_layer="orthogonal",
-        nonlinearity="logcosh",
-        nonnegative_weights=True,
+        **RECIPE,
         max_epochs=1,
         n_ais_chains=20,
         n_ais_temperatures=20,
@@ -171,13 +169,7 @@ def test_exact_log_z_with_fewer_filters_than_dimensions_agrees_with_ais():
 
 def test_the_recipe_is_normalised_exactly_and_sampled_exactly():
     Z, _ = laplace_mixture(n=1000, d=4)
-    recipe = dict(
-        n_hidden=4,
-        n_experts=3,
-        first_layer="orthogonal",
-        nonlinearity="logcosh",
-        nonnegative_weights=True,
-    )
+    recipe = dict(n_hidden=4, n_experts=3, **RECIPE)
     dem = DeepEnergyModel(**recipe, **FAST).fit(Z)
     assert dem.normalizer_ == "exact" and dem.log_partition_std_ < 1e-6
     assert np.isnan(dem.ais_effective_sample_size_)
@@ -204,9 +196,7 @@ def test_the_recipe_beats_the_gaussian_on_held_out_pixels_with_a_certified_norma
         n_components=16,
         n_hidden=16,
         n_experts=8,
-        first_layer="orthogonal",
-        nonlinearity="logcosh",
-        nonnegative_weights=True,
+        **RECIPE,
         learning_rate=1e-2,
         max_epochs=10,
         random_state=0,

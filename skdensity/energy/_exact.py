@@ -59,6 +59,13 @@ class _Grid(NamedTuple):
     g: np.ndarray
 
 
+def _interpolant(m, phi):
+    """Cubic spline through ``(m, phi)``; a constant for a single value."""
+    if len(m) == 1:
+        return lambda values: np.full(np.shape(values), phi[0])
+    return CubicSpline(m, phi)
+
+
 class ExactNormalizer:
     """``log Z`` and exact samples of an :class:`EnergyParams` with
     orthonormal filters and at most :data:`MAX_EXACT_EXPERTS` experts."""
@@ -72,14 +79,14 @@ class ExactNormalizer:
                 f"exceed {MAX_EXACT_EXPERTS}."
             )
         self.params = params
-        self.n_m = n_m
         sigma = params.sigma
         self.mu = params.a + sigma**2 * (params.V @ params.b)
         W = params.W
         self.m_low = np.minimum(W, 0).sum(axis=0)
         self.m_high = np.maximum(W, 0).sum(axis=0)
         self.grid = self._quadrature_grid()
-        self.splines = self._cgf_splines(n_m)
+        self._tables = self._cgf_tables(n_m)
+        self.splines = [_interpolant(m, phi) for m, phi in self._tables]
 
     def _quadrature_grid(self):
         """Nodes wide enough for the tilted normals, fine enough for the
@@ -99,34 +106,33 @@ class ExactNormalizer:
         grid = self.grid
         return logsumexp(grid.log_base[h][None, :] + m[:, None] * grid.g[h][None, :], axis=1)
 
-    def _cgf_splines(self, n_m):
-        splines = []
+    def _cgf_tables(self, n_m):
+        """Per filter, ``(m, phi_h(m))`` at ``n_m`` values spanning the
+        subsets' ``m`` (one value when no expert uses the filter)."""
+        tables = []
         for h in range(len(self.mu)):
             low, high = self.m_low[h], self.m_high[h]
-            if high - low < 1e-12:  # no expert uses this filter
-                value = float(self._phi_on(h, np.array([low]))[0])
-                splines.append(lambda m, value=value: np.full(np.shape(m), value))
-                continue
-            m = np.linspace(low, high, n_m)
-            splines.append(CubicSpline(m, self._phi_on(h, m)))
-        return splines
+            m = np.linspace(low, high, n_m) if high - low >= 1e-12 else np.array([low])
+            tables.append((m, self._phi_on(h, m)))
+        return tables
 
-    def _subset_log_terms(self, start, stop):
+    def _subset_log_terms(self, start, stop, splines):
         """``c_S + sum_h phi_h(m^S_h)`` for subsets ``start..stop-1`` (bits of the index)."""
         K = len(self.params.W)
         index = np.arange(start, stop)
         B = ((index[:, None] >> np.arange(K)[None, :]) & 1).astype(np.float64)
         m = B @ self.params.W
         total = B @ self.params.c
-        for h, spline in enumerate(self.splines):
+        for h, spline in enumerate(splines):
             total = total + spline(m[:, h])
         return total
 
-    def log_terms(self):
+    def log_terms(self, splines=None):
         """Every subset's log term, in index order."""
+        splines = self.splines if splines is None else splines
         n = 1 << len(self.params.W)
         return np.concatenate(
-            [self._subset_log_terms(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK)]
+            [self._subset_log_terms(i, min(i + _CHUNK, n), splines) for i in range(0, n, _CHUNK)]
         )
 
     def log_partition(self):
@@ -135,9 +141,11 @@ class ExactNormalizer:
         error, far above rounding), ``effective_sample_size`` is NaN (no
         importance weights)."""
         log_sum = logsumexp(self.log_terms())
-        coarse = logsumexp(ExactNormalizer(self.params, n_m=(self.n_m + 1) // 2).log_terms())
+        # every other tabulated value: the halved grid, without new quadrature
+        coarse = [_interpolant(m[::2], phi[::2]) for m, phi in self._tables]
+        error = abs(log_sum - logsumexp(self.log_terms(coarse)))
         value = self.params.base_log_partition() + log_sum
-        return LogPartition(float(value), float(abs(log_sum - coarse)), float("nan"))
+        return LogPartition(float(value), float(error), float("nan"))
 
     def sample(self, n_samples, rng):
         """Exact draws (to the grid's resolution): a subset of experts by its
