@@ -155,16 +155,21 @@ class ExactNormalizer:
         log_terms = self.log_terms()
         weights = np.exp(log_terms - log_terms.max())
         subsets = rng.choice(len(weights), size=n_samples, p=weights / weights.sum())
-        B = ((subsets[:, None] >> np.arange(len(p.W))[None, :]) & 1).astype(np.float64)
-        m = B @ p.W  # (n, H)
+        # one conditional per distinct subset drawn, shared by its draws
+        drawn, which = np.unique(subsets, return_inverse=True)
+        B = ((drawn[:, None] >> np.arange(len(p.W))[None, :]) & 1).astype(np.float64)
+        m = B @ p.W  # (distinct subsets, H)
         grid = self.grid
         step = grid.nodes[0, 1] - grid.nodes[0, 0]
-        S = np.empty_like(m)
+        S = np.empty((n_samples, len(self.mu)))
         for h in range(len(self.mu)):
             log_density = grid.log_base[h][None, :] + m[:, h : h + 1] * grid.g[h][None, :]
             cdf = np.cumsum(np.exp(log_density - log_density.max(axis=1, keepdims=True)), axis=1)
-            u = rng.random(n_samples) * cdf[:, -1]
-            cell = np.array([np.searchsorted(row, x) for row, x in zip(cdf, u)])
+            u = rng.random(n_samples) * cdf[which, -1]
+            cell = np.empty(n_samples, dtype=np.intp)
+            for j in range(len(drawn)):
+                rows = which == j
+                cell[rows] = np.searchsorted(cdf[j], u[rows])
             S[:, h] = grid.nodes[h, cell] + (rng.random(n_samples) - 0.5) * step
         Z = (S - p.a) @ p.V
         # the base Gaussian's part outside the filters' span
